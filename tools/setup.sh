@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package rdmashare needs (idempotent, non-interactive) and builds.
+#
+#   tools/setup.sh                 install + configure + build into build/ (RelWithDebInfo)
+#   tools/setup.sh --asan          ... into build-asan/ with AddressSanitizer + UBSan
+#   tools/setup.sh --deps-only     install packages only
+#
+# Must run as root for the package install (it is skipped when everything is present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  clang clang-format clang-tidy libclang-rt-14-dev
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libabsl-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libudev-dev
+  libibverbs-dev rdma-core libnl-3-dev libnl-route-3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev libc-ares-dev libre2-dev
+  etcd-server etcd-client podman runc busybox-static containernetworking-plugins
+  iproute2 iputils-ping procps kmod jq yamllint
+)
+
+mode=build
+build_dir=build
+cmake_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --asan) build_dir=build-asan; cmake_args+=(-DRDMASHARE_SANITIZE=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
+    --release) build_dir=build-release; cmake_args+=(-DCMAKE_BUILD_TYPE=Release) ;;
+    --deps-only) mode=deps ;;
+    *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to install packages (run with sudo)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[[ $mode == deps ]] && exit 0
+
+jobs=$(nproc)
+if [[ ! -f $build_dir/build.ninja ]]; then
+  cmake -S . -B "$build_dir" -G Ninja "${cmake_args[@]}" >/dev/null
+fi
+cmake --build "$build_dir" -j "$jobs"
