@@ -1,0 +1,79 @@
+// The device plugin's configuration: config.json, drop-in compatible with the Go
+// k8s-rdma-shared-dev-plugin, plus a few rdmashare extensions.
+//
+//   {"periodicUpdateInterval": 300,
+//    "configList": [{"resourcePrefix": "spidernet.io", "resourceName": "shared_cx5_gpu1",
+//                    "rdmaHcaMax": 100, "selectors": {"ifNames": ["enp11s0f0np0"]}}]}
+//
+// Plain values; ParseConfig is a pure function (thread-safe).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace rdmashare::deviceplugin {
+
+// Device selectors of one resource. Inside one list the values are ORed, across lists ANDed;
+// an empty list does not constrain. Values are normalized by ParseConfig: vendors and deviceIDs
+// lower-case hex without "0x", linkTypes "ether" or "infiniband".
+struct Selectors {
+  std::vector<std::string> vendors;
+  std::vector<std::string> device_ids;
+  std::vector<std::string> drivers;
+  std::vector<std::string> if_names;
+  std::vector<std::string> link_types;
+
+  bool empty() const {
+    return vendors.empty() && device_ids.empty() && drivers.empty() && if_names.empty() &&
+           link_types.empty();
+  }
+  bool operator==(const Selectors& o) const {
+    return vendors == o.vendors && device_ids == o.device_ids && drivers == o.drivers &&
+           if_names == o.if_names && link_types == o.link_types;
+  }
+};
+
+// One entry of configList: one extended resource.
+struct ResourceConfig {
+  // "shared_cx5_gpu1".
+  std::string resource_name;
+  // "spidernet.io"; default "rdma".
+  std::string resource_prefix = "rdma";
+  // Number of shareable units advertised (0..10000).
+  int rdma_hca_max = 0;
+  // Deprecated Go-plugin field: netdev names; folded into selectors.if_names by ParseConfig.
+  std::vector<std::string> devices;
+  Selectors selectors;
+  // rdmashare extension "includeIssm": also inject issmN nodes (opening one makes the port an
+  // SM, so it is off by default).
+  bool include_issm = false;
+
+  // "<resource_prefix>/<resource_name>".
+  std::string FullName() const { return resource_prefix + "/" + resource_name; }
+
+  bool operator==(const ResourceConfig& o) const {
+    return resource_name == o.resource_name && resource_prefix == o.resource_prefix &&
+           rdma_hca_max == o.rdma_hca_max && devices == o.devices && selectors == o.selectors &&
+           include_issm == o.include_issm;
+  }
+};
+
+struct PluginConfig {
+  // Seconds between full rescans; 0 disables the periodic rescan. Default 60.
+  int periodic_update_interval_s = 60;
+  std::vector<ResourceConfig> resources;
+
+  bool operator==(const PluginConfig& o) const {
+    return periodic_update_interval_s == o.periodic_update_interval_s && resources == o.resources;
+  }
+};
+
+// Parses and validates config.json. Errors (InvalidArgument) name the entry (index and
+// resourceName when known) and the field. Non-fatal findings (unknown keys with their JSON path,
+// suspicious values) are appended to `warnings` when it is not null.
+absl::StatusOr<PluginConfig> ParseConfig(std::string_view json, std::vector<std::string>* warnings);
+
+}  // namespace rdmashare::deviceplugin

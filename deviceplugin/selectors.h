@@ -1,0 +1,23 @@
+// Selector matching: which RDMA devices of a node belong to a resource.
+//
+// Pure functions over plain records; thread-safe.
+#pragma once
+
+#include <vector>
+
+#include "deviceplugin/config.h"
+#include "rdma/device.h"
+
+namespace rdmashare::deviceplugin {
+
+// True when `device` satisfies every non-empty selector list of `selectors` (OR inside a list,
+// AND across lists). An entirely empty Selectors matches nothing (a resource must select).
+// ifNames match any of the device's netdevs; linkTypes match any of its ports' link layers.
+bool SelectorsMatch(const Selectors& selectors, const rdma::RdmaDevice& device);
+
+// The devices of `inventory` that `resource` selects, in inventory order. Unusable devices
+// (no uverbs node) are included; callers decide what to do with them.
+std::vector<rdma::RdmaDevice> SelectDevices(const ResourceConfig& resource,
+                                            const rdma::NodeInventory& inventory);
+
+}  // namespace rdmashare::deviceplugin
