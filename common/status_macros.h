@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/absl_format.h"
 
 #define RS_STATUS_CONCAT_INNER_(a, b) a##b
 #define RS_STATUS_CONCAT_(a, b) RS_STATUS_CONCAT_INNER_(a, b)
