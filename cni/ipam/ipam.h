@@ -1,0 +1,81 @@
+// rdmashare-ipam, in-process API: what the macvlan plugin calls when its "ipam.type" is
+// "rdmashare-ipam", and what the standalone rdmashare-ipam binary (main.cc) runs.
+//
+// Every call opens the store named by the IPAM config ("dataDir", default
+// /var/lib/cni/networks, host-local's layout) and takes the network's lock for the duration of
+// the call (bounded wait; timeout -> code 11). The functions are thread-safe and process-safe.
+// Errors are CniError statuses: 7 bad config, 100 pool exhausted, 103 requested address taken,
+// 105 corrupted record, 11 lock timeout, 5 I/O.
+//
+// IPAM config (the "ipam" object), two forms that are never mixed (code 7):
+//  host-local form: {"type", "ranges": [[{"subnet", "rangeStart", "rangeEnd", "gateway"}]],
+//                    "routes": [{"dst", "gw"}], "resolvConf", "dataDir"}
+//  pool form:       {"type", "subnet", "ips": ["a", "a-b"], "excludeIPs": [...], "gateway",
+//                    "routes", "dataDir"}  or  {"type", "pools": [{subnet, ips, ...}, ...],
+//                    "routes", "dataDir"} for dual stack.
+//  both: "dataDir", "lockTimeoutMs" (default 10000), "quarantineSeconds" (default 600),
+//        "logFile", "logLevel".
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cni/protocol/netconf.h"
+#include "cni/protocol/result.h"
+#include "nlohmann/json.hpp"
+
+namespace rdmashare::cni::ipam {
+
+// The "type" value that selects in-process IPAM.
+inline constexpr char kIpamType[] = "rdmashare-ipam";
+
+struct IpamArgs {
+  std::string container_id;
+  std::string ifname;
+  // Pod netns path (stored in the sidecar metadata; may be empty).
+  std::string netns;
+  // Network name (NetConf::name): the store directory.
+  std::string network_name;
+  // The "ipam" object of the network config.
+  nlohmann::json ipam_conf;
+  // NetConf::runtime_config ("ips" requests addresses).
+  nlohmann::json runtime_config = nlohmann::json::object();
+  // Parsed CNI_ARGS ("IP=" requests addresses; K8S_POD_* go to the sidecar).
+  std::map<std::string, std::string> cni_args;
+  // NetConf::args ("cni.ips" requests addresses).
+  nlohmann::json args = nlohmann::json::object();
+  // Pod identity for the sidecar; when empty, taken from cni_args K8S_POD_NAMESPACE/NAME/UID.
+  std::string pod_namespace, pod_name, pod_uid;
+};
+
+// Reserves one address per pool / range set for (container_id, ifname) and returns them with
+// gateways, the config's routes and DNS (resolvConf). Result::interfaces is empty and
+// IpConfig::interface unset: the caller fills them in. An existing reservation for the same
+// owner is returned unchanged (idempotent ADD).
+absl::StatusOr<Result> IpamAdd(const IpamArgs& args);
+
+// Releases every reservation of (container_id, ifname) in the network. Succeeds when nothing is
+// held (repeated DEL, DEL after a failed ADD).
+absl::Status IpamDel(const IpamArgs& args);
+
+// Verifies that the owner holds exactly the addresses of `prev` that fall in this network's
+// pools (code 7 when prev lists an address not held, code 3 when nothing is held).
+absl::Status IpamCheck(const IpamArgs& args, const Result& prev);
+
+// Releases every reservation of THIS network whose owner is not in `valid`, plus expired
+// quarantines. Reservations of other networks are not touched.
+absl::Status IpamGc(const IpamArgs& args, const std::vector<Attachment>& valid);
+
+// Moves `ip` (held by args' owner, or free) into quarantine: it stays reserved under an owner
+// no container id can have ("_quarantine") for "quarantineSeconds", so the next ADD skips it.
+// An expired quarantine is released lazily by the next ADD or GC of the network.
+absl::Status IpamQuarantine(const IpamArgs& args, const std::string& ip);
+
+// STATUS: OK when the store is usable and at least one pool can still hand out an address;
+// code 50 otherwise (message says why).
+absl::Status IpamStatus(const IpamArgs& args);
+
+}  // namespace rdmashare::cni::ipam

@@ -1,0 +1,200 @@
+#include "cni/protocol/netconf.h"
+
+#include <cctype>
+#include <cstdlib>
+
+#include "cni/protocol/error.h"
+#include "cni/protocol/request.h"
+#include "fmt/format.h"
+
+namespace rdmashare::cni {
+namespace {
+
+using nlohmann::json;
+
+std::string SupportedList() {
+  std::string out;
+  for (const char* v : kSupportedVersions) {
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> RequiredString(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) {
+    return CniError(kInvalidNetworkConfig, fmt::format("network config: \"{}\" is missing", key));
+  }
+  if (!it->is_string() || it->get<std::string>().empty()) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network config: \"{}\" must be a non-empty string", key));
+  }
+  return it->get<std::string>();
+}
+
+// Returns the object at `key`, `fallback` when absent, or code 7 when it is not an object.
+absl::StatusOr<json> OptionalObject(const json& obj, const char* key, json fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_object()) {
+    return CniError(
+        kInvalidNetworkConfig,
+        fmt::format("network config: \"{}\" must be an object, got {}", key, it->type_name()));
+  }
+  return *it;
+}
+
+bool ValidNetworkName(const std::string& name) {
+  if (name.empty() || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<long> VersionParts(const std::string& v) {
+  std::vector<long> parts;
+  size_t start = 0;
+  while (start <= v.size()) {
+    size_t dot = v.find('.', start);
+    if (dot == std::string::npos) dot = v.size();
+    parts.push_back(std::strtol(v.substr(start, dot - start).c_str(), nullptr, 10));
+    start = dot + 1;
+  }
+  while (parts.size() < 3) parts.push_back(0);
+  return parts;
+}
+
+}  // namespace
+
+bool IsSupportedVersion(const std::string& version) {
+  for (const char* v : kSupportedVersions) {
+    if (version == v) return true;
+  }
+  return false;
+}
+
+bool VersionAtLeast(const std::string& version, const std::string& minimum) {
+  return VersionParts(version) >= VersionParts(minimum);
+}
+
+absl::StatusOr<NetConf> ParseNetConf(std::string_view stdin_data) {
+  json doc = json::parse(stdin_data.begin(), stdin_data.end(), nullptr, false);
+  if (doc.is_discarded()) {
+    return CniError(kDecodeFailure, "network config on stdin is not valid JSON");
+  }
+  if (!doc.is_object()) {
+    return CniError(kDecodeFailure, fmt::format("network config on stdin must be a JSON object, "
+                                                "got {}",
+                                                doc.type_name()));
+  }
+  NetConf conf;
+  auto version = RequiredString(doc, "cniVersion");
+  if (!version.ok()) return version.status();
+  conf.cni_version = *version;
+  if (!IsSupportedVersion(conf.cni_version)) {
+    return CniError(kIncompatibleVersion,
+                    fmt::format("cniVersion {} is not supported (supported: {})", conf.cni_version,
+                                SupportedList()));
+  }
+  auto name = RequiredString(doc, "name");
+  if (!name.ok()) return name.status();
+  if (!ValidNetworkName(*name)) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network config: name '{}' is invalid: it must match "
+                                "[A-Za-z0-9][A-Za-z0-9_.-]*",
+                                *name));
+  }
+  conf.name = *name;
+  auto type = RequiredString(doc, "type");
+  if (!type.ok()) return type.status();
+  conf.type = *type;
+
+  auto ipam = OptionalObject(doc, "ipam", json());
+  if (!ipam.ok()) return ipam.status();
+  conf.ipam = *ipam;
+  auto prev = OptionalObject(doc, "prevResult", json());
+  if (!prev.ok()) return prev.status();
+  if (!prev->is_null()) conf.prev_result = *prev;
+  auto rc = OptionalObject(doc, "runtimeConfig", json::object());
+  if (!rc.ok()) return rc.status();
+  conf.runtime_config = *rc;
+  auto args = OptionalObject(doc, "args", json::object());
+  if (!args.ok()) return args.status();
+  conf.args = *args;
+  auto dns = OptionalObject(doc, "dns", json());
+  if (!dns.ok()) return dns.status();
+  conf.dns = *dns;
+  conf.raw = std::move(doc);
+  return conf;
+}
+
+absl::Status ValidateCommandForVersion(const std::string& command, const std::string& version) {
+  std::string minimum;
+  if (command == kCmdCheck) minimum = "0.4.0";
+  if (command == kCmdGc || command == kCmdStatus) minimum = "1.1.0";
+  if (!minimum.empty() && !VersionAtLeast(version, minimum)) {
+    return CniError(kIncompatibleVersion,
+                    fmt::format("config version {} does not allow {} (needs {} or newer)", version,
+                                command, minimum));
+  }
+  return absl::OkStatus();
+}
+
+std::string EncodeVersionInfo(const std::string& cni_version) {
+  nlohmann::ordered_json out;
+  out["cniVersion"] = IsSupportedVersion(cni_version) ? cni_version : kLatestVersion;
+  out["supportedVersions"] = nlohmann::ordered_json::array();
+  for (const char* v : kSupportedVersions) out["supportedVersions"].push_back(v);
+  return out.dump();
+}
+
+std::string VersionFromStdin(std::string_view stdin_data) {
+  json doc = json::parse(stdin_data.begin(), stdin_data.end(), nullptr, false);
+  if (doc.is_object()) {
+    auto it = doc.find("cniVersion");
+    if (it != doc.end() && it->is_string() && IsSupportedVersion(it->get<std::string>())) {
+      return it->get<std::string>();
+    }
+  }
+  return kLatestVersion;
+}
+
+absl::StatusOr<std::vector<Attachment>> ParseValidAttachments(const NetConf& conf) {
+  const json* list = nullptr;
+  for (const char* key : {"cni.dev/valid-attachments", "cni.dev/attachments"}) {
+    auto it = conf.raw.find(key);
+    if (it != conf.raw.end()) {
+      list = &*it;
+      break;
+    }
+  }
+  if (list == nullptr) {
+    return CniError(kInvalidNetworkConfig,
+                    "GC: \"cni.dev/valid-attachments\" is missing from the network config");
+  }
+  if (!list->is_array()) {
+    return CniError(kInvalidNetworkConfig, "GC: \"cni.dev/valid-attachments\" must be an array");
+  }
+  std::vector<Attachment> out;
+  for (const json& item : *list) {
+    if (!item.is_object()) {
+      return CniError(kInvalidNetworkConfig,
+                      "GC: every valid attachment must be an object {containerID, ifname}");
+    }
+    auto id = item.find("containerID");
+    auto ifname = item.find("ifname");
+    if (id == item.end() || !id->is_string() || ifname == item.end() || !ifname->is_string()) {
+      return CniError(
+          kInvalidNetworkConfig,
+          fmt::format("GC: valid attachment {} needs string containerID and ifname", item.dump()));
+    }
+    out.push_back({id->get<std::string>(), ifname->get<std::string>()});
+  }
+  return out;
+}
+
+}  // namespace rdmashare::cni

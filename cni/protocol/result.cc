@@ -1,0 +1,236 @@
+#include "cni/protocol/result.h"
+
+#include <arpa/inet.h>
+
+#include <cstdlib>
+
+#include "cni/protocol/error.h"
+#include "cni/protocol/netconf.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+
+namespace rdmashare::cni {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+// Family of a bare address (4, 6) or 0 when it is not an address.
+int AddressFamily(const std::string& addr) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) return 4;
+  if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) return 6;
+  return 0;
+}
+
+// Family of "addr/prefix" or 0 when it is not a valid CIDR.
+int CidrFamily(const std::string& cidr) {
+  size_t slash = cidr.find('/');
+  if (slash == std::string::npos || slash + 1 >= cidr.size()) return 0;
+  int family = AddressFamily(cidr.substr(0, slash));
+  std::string prefix = cidr.substr(slash + 1);
+  char* end = nullptr;
+  long len = std::strtol(prefix.c_str(), &end, 10);
+  if (*end != '\0' || prefix[0] == '-' || prefix[0] == '+') return 0;
+  if (family == 4 && len <= 32) return 4;
+  if (family == 6 && len <= 128) return 6;
+  return 0;
+}
+
+absl::Status Bad(const std::string& what) {
+  return CniError(kInvalidNetworkConfig, "result: " + what);
+}
+
+absl::Status GetString(const json& obj, const char* key, bool required, std::string* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    return required ? Bad(fmt::format("\"{}\" is missing", key)) : absl::OkStatus();
+  }
+  if (!it->is_string()) return Bad(fmt::format("\"{}\" must be a string", key));
+  *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const json& obj, const char* key, int* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number_integer()) return Bad(fmt::format("\"{}\" must be an integer", key));
+  *out = it->get<int>();
+  return absl::OkStatus();
+}
+
+absl::Status GetStrings(const json& obj, const char* key, std::vector<std::string>* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array()) return Bad(fmt::format("\"{}\" must be an array of strings", key));
+  for (const json& s : *it) {
+    if (!s.is_string()) return Bad(fmt::format("\"{}\" must be an array of strings", key));
+    out->push_back(s.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+const json* GetArray(const json& obj, const char* key, absl::Status* status) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  if (!it->is_array()) {
+    *status = Bad(fmt::format("\"{}\" must be an array", key));
+    return nullptr;
+  }
+  return &*it;
+}
+
+}  // namespace
+
+int IpConfig::Family() const { return address.find(':') == std::string::npos ? 4 : 6; }
+
+ordered_json ResultToJson(const Result& result, const std::string& cni_version) {
+  const bool v11 = VersionAtLeast(cni_version, "1.1.0");
+  const bool with_ip_version = !VersionAtLeast(cni_version, "1.0.0");
+  ordered_json out;
+  out["cniVersion"] = cni_version;
+  if (!result.interfaces.empty()) {
+    ordered_json list = ordered_json::array();
+    for (const Interface& i : result.interfaces) {
+      ordered_json o;
+      o["name"] = i.name;
+      if (!i.mac.empty()) o["mac"] = i.mac;
+      if (v11 && i.mtu > 0) o["mtu"] = i.mtu;
+      if (!i.sandbox.empty()) o["sandbox"] = i.sandbox;
+      if (v11 && !i.socket_path.empty()) o["socketPath"] = i.socket_path;
+      if (v11 && !i.pci_id.empty()) o["pciID"] = i.pci_id;
+      list.push_back(std::move(o));
+    }
+    out["interfaces"] = std::move(list);
+  }
+  if (!result.ips.empty()) {
+    ordered_json list = ordered_json::array();
+    for (const IpConfig& ip : result.ips) {
+      ordered_json o;
+      if (with_ip_version) o["version"] = ip.Family() == 6 ? "6" : "4";
+      if (ip.interface.has_value()) o["interface"] = *ip.interface;
+      o["address"] = ip.address;
+      if (!ip.gateway.empty()) o["gateway"] = ip.gateway;
+      list.push_back(std::move(o));
+    }
+    out["ips"] = std::move(list);
+  }
+  if (!result.routes.empty()) {
+    ordered_json list = ordered_json::array();
+    for (const Route& r : result.routes) {
+      ordered_json o;
+      o["dst"] = r.dst;
+      if (!r.gw.empty()) o["gw"] = r.gw;
+      if (v11) {
+        if (r.mtu > 0) o["mtu"] = r.mtu;
+        if (r.advmss > 0) o["advmss"] = r.advmss;
+        if (r.priority > 0) o["priority"] = r.priority;
+        if (r.table > 0) o["table"] = r.table;
+        if (r.scope >= 0) o["scope"] = r.scope;
+      }
+      list.push_back(std::move(o));
+    }
+    out["routes"] = std::move(list);
+  }
+  ordered_json dns = ordered_json::object();
+  if (!result.dns.nameservers.empty()) dns["nameservers"] = result.dns.nameservers;
+  if (!result.dns.domain.empty()) dns["domain"] = result.dns.domain;
+  if (!result.dns.search.empty()) dns["search"] = result.dns.search;
+  if (!result.dns.options.empty()) dns["options"] = result.dns.options;
+  out["dns"] = std::move(dns);
+  return out;
+}
+
+std::string EncodeResult(const Result& result, const std::string& cni_version) {
+  return ResultToJson(result, cni_version).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+absl::StatusOr<Dns> ParseDns(const json& obj) {
+  Dns dns;
+  if (obj.is_null()) return dns;
+  if (!obj.is_object()) return Bad("\"dns\" must be an object");
+  RETURN_IF_ERROR(GetStrings(obj, "nameservers", &dns.nameservers));
+  RETURN_IF_ERROR(GetString(obj, "domain", false, &dns.domain));
+  RETURN_IF_ERROR(GetStrings(obj, "search", &dns.search));
+  RETURN_IF_ERROR(GetStrings(obj, "options", &dns.options));
+  return dns;
+}
+
+absl::StatusOr<Result> ParseResult(const json& obj) {
+  if (!obj.is_object()) return Bad("must be a JSON object");
+  Result result;
+  absl::Status st;
+  if (const json* list = GetArray(obj, "interfaces", &st)) {
+    for (const json& item : *list) {
+      if (!item.is_object()) return Bad("every interface must be an object");
+      Interface i;
+      RETURN_IF_ERROR(GetString(item, "name", true, &i.name));
+      RETURN_IF_ERROR(GetString(item, "mac", false, &i.mac));
+      RETURN_IF_ERROR(GetInt(item, "mtu", &i.mtu));
+      RETURN_IF_ERROR(GetString(item, "sandbox", false, &i.sandbox));
+      RETURN_IF_ERROR(GetString(item, "pciID", false, &i.pci_id));
+      RETURN_IF_ERROR(GetString(item, "socketPath", false, &i.socket_path));
+      result.interfaces.push_back(std::move(i));
+    }
+  }
+  RETURN_IF_ERROR(st);
+  if (const json* list = GetArray(obj, "ips", &st)) {
+    for (const json& item : *list) {
+      if (!item.is_object()) return Bad("every ips[] entry must be an object");
+      IpConfig ip;
+      RETURN_IF_ERROR(GetString(item, "address", true, &ip.address));
+      int family = CidrFamily(ip.address);
+      if (family == 0) return Bad(fmt::format("ips[].address '{}' is not a CIDR", ip.address));
+      RETURN_IF_ERROR(GetString(item, "gateway", false, &ip.gateway));
+      if (!ip.gateway.empty() && AddressFamily(ip.gateway) != family) {
+        return Bad(fmt::format("ips[].gateway '{}' is not an IPv{} address", ip.gateway, family));
+      }
+      std::string version;
+      RETURN_IF_ERROR(GetString(item, "version", false, &version));
+      if (!version.empty() && version != std::to_string(family)) {
+        return Bad(
+            fmt::format("ips[].version '{}' does not match address {}", version, ip.address));
+      }
+      auto idx = item.find("interface");
+      if (idx != item.end() && !idx->is_null()) {
+        if (!idx->is_number_integer()) return Bad("ips[].interface must be an integer");
+        int v = idx->get<int>();
+        if (v < 0 || static_cast<size_t>(v) >= result.interfaces.size()) {
+          return Bad(fmt::format("ips[].interface {} is out of range ({} interfaces)", v,
+                                 result.interfaces.size()));
+        }
+        ip.interface = v;
+      }
+      result.ips.push_back(std::move(ip));
+    }
+  }
+  RETURN_IF_ERROR(st);
+  if (const json* list = GetArray(obj, "routes", &st)) {
+    for (const json& item : *list) {
+      if (!item.is_object()) return Bad("every routes[] entry must be an object");
+      Route r;
+      RETURN_IF_ERROR(GetString(item, "dst", true, &r.dst));
+      if (CidrFamily(r.dst) == 0) return Bad(fmt::format("routes[].dst '{}' is not a CIDR", r.dst));
+      RETURN_IF_ERROR(GetString(item, "gw", false, &r.gw));
+      if (!r.gw.empty() && AddressFamily(r.gw) == 0) {
+        return Bad(fmt::format("routes[].gw '{}' is not an address", r.gw));
+      }
+      RETURN_IF_ERROR(GetInt(item, "mtu", &r.mtu));
+      RETURN_IF_ERROR(GetInt(item, "advmss", &r.advmss));
+      RETURN_IF_ERROR(GetInt(item, "priority", &r.priority));
+      RETURN_IF_ERROR(GetInt(item, "table", &r.table));
+      RETURN_IF_ERROR(GetInt(item, "scope", &r.scope));
+      result.routes.push_back(std::move(r));
+    }
+  }
+  RETURN_IF_ERROR(st);
+  auto dns = obj.find("dns");
+  if (dns != obj.end()) {
+    auto parsed = ParseDns(*dns);
+    if (!parsed.ok()) return parsed.status();
+    result.dns = std::move(*parsed);
+  }
+  return result;
+}
+
+}  // namespace rdmashare::cni
