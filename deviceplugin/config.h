@@ -76,4 +76,13 @@ struct PluginConfig {
 // suspicious values) are appended to `warnings` when it is not null.
 absl::StatusOr<PluginConfig> ParseConfig(std::string_view json, std::vector<std::string>* warnings);
 
+// Normalizes a PCI vendor or device id as written in a selector: 4 hex digits, optionally
+// prefixed "0x"/"0X", any case ("0x15B3" -> "15b3"). InvalidArgument naming the value otherwise.
+absl::StatusOr<std::string> NormalizePciId(std::string_view value);
+
+// Normalizes a link type as written in a selector, case-insensitively: "ether", "ethernet" and
+// "eth" -> "ether"; "infiniband" and "ib" -> "infiniband". InvalidArgument naming the value
+// otherwise.
+absl::StatusOr<std::string> NormalizeLinkType(std::string_view value);
+
 }  // namespace rdmashare::deviceplugin

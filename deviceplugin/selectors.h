@@ -10,13 +10,19 @@
 
 namespace rdmashare::deviceplugin {
 
+// The selector spelling of a port's link layer: "ether", "infiniband", or "" for kUnknown
+// (which no linkTypes selector matches).
+const char* SelectorLinkType(rdma::LinkLayer layer);
+
 // True when `device` satisfies every non-empty selector list of `selectors` (OR inside a list,
 // AND across lists). An entirely empty Selectors matches nothing (a resource must select).
 // ifNames match any of the device's netdevs; linkTypes match any of its ports' link layers.
 bool SelectorsMatch(const Selectors& selectors, const rdma::RdmaDevice& device);
 
 // The devices of `inventory` that `resource` selects, in inventory order. Unusable devices
-// (no uverbs node) are included; callers decide what to do with them.
+// (no uverbs node) are included; callers decide what to do with them. A hand-built resource with
+// empty selectors but a non-empty deprecated `devices` list selects by those netdev names (what
+// ParseConfig folds into selectors.if_names anyway).
 std::vector<rdma::RdmaDevice> SelectDevices(const ResourceConfig& resource,
                                             const rdma::NodeInventory& inventory);
 
