@@ -503,6 +503,11 @@ class ErrorCapture : public nlohmann::json_sax<Json> {
   bool parse_error(std::size_t, const std::string&,
                    const nlohmann::detail::exception& ex) override {
     message = ex.what();
+    // Drop the "[json.exception.parse_error.101] " tag; keep "parse error at line 1, ...".
+    if (size_t tag_end = message.find("] ");
+        message.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
+      message.erase(0, tag_end + 2);
+    }
     return false;
   }
   std::string message;
