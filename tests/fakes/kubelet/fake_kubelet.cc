@@ -285,13 +285,13 @@ void FakeKubelet::Stop() {
   service_.reset();
 
   for (;;) {
-    std::vector<std::thread> threads;
+    std::vector<Worker> workers;
     {
       absl::MutexLock lock(&threads_mu_);
-      threads.swap(threads_);
+      workers.swap(threads_);
     }
-    if (threads.empty()) break;
-    for (auto& t : threads) t.join();
+    if (workers.empty()) break;
+    for (auto& w : workers) w.thread.join();
   }
   ::unlink(kubelet_socket().c_str());
 
@@ -313,7 +313,21 @@ absl::Status FakeKubelet::Restart() {
 bool FakeKubelet::Spawn(std::function<void()> fn) {
   absl::MutexLock lock(&threads_mu_);
   if (stopping_) return false;
-  threads_.emplace_back(std::move(fn));
+  // Reap finished workers so a long demo does not pile up exited threads.
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (*it->done) {
+      it->thread.join();
+      it = threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  threads_.push_back(Worker{std::thread([fn = std::move(fn), done] {
+                              fn();
+                              *done = true;
+                            }),
+                            done});
   return true;
 }
 
@@ -848,6 +862,90 @@ absl::StatusOr<v1beta1::PreStartContainerResponse> FakeKubelet::PreStartContaine
       FromGrpc(ep->stub->PreStartContainer(&ctx, request, &response),
                fmt::format("resource {}: device plugin PreStartContainer rpc failed", resource)));
   return response;
+}
+
+absl::StatusOr<ContainerAllocation> FakeKubelet::AdmitContainer(const std::string& resource,
+                                                                int count) {
+  if (count < 1) {
+    return absl::InvalidArgumentError(fmt::format(
+        "resource {}: a container must request at least 1 device, not {}", resource, count));
+  }
+  std::vector<std::string> available;
+  v1beta1::DevicePluginOptions plugin_options;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = resources_.find(resource);
+    if (it == resources_.end()) {
+      return absl::NotFoundError(fmt::format("cannot allocate unregistered device {}", resource));
+    }
+    const auto& devices = it->second.state.devices;
+    if (CountHealthy(devices) == 0) {
+      return absl::FailedPreconditionError(fmt::format(
+          "no healthy devices present; cannot allocate unhealthy devices {}", resource));
+    }
+    const auto& in_use = allocated_[resource];
+    for (const auto& d : devices) {
+      if (d.health() == kHealthy && !in_use.count(d.id())) available.push_back(d.id());
+    }
+    if (static_cast<int>(available.size()) < count) {
+      return absl::ResourceExhaustedError(fmt::format(
+          "requested number of devices unavailable for {}. Requested: {}, Available: {}", resource,
+          count, available.size()));
+    }
+    plugin_options = it->second.state.options;
+  }
+
+  std::vector<std::string> chosen;
+  auto take = [&](const std::string& id) {
+    if (static_cast<int>(chosen.size()) < count &&
+        std::find(available.begin(), available.end(), id) != available.end() &&
+        std::find(chosen.begin(), chosen.end(), id) == chosen.end()) {
+      chosen.push_back(id);
+    }
+  };
+  if (plugin_options.get_preferred_allocation_available()) {
+    ASSIGN_OR_RETURN(auto preferred, GetPreferredAllocation(resource, available, {}, count));
+    if (preferred.container_responses_size() > 0) {
+      for (const auto& id : preferred.container_responses(0).deviceids()) take(id);
+    }
+  }
+  for (const auto& id : available) take(id);
+
+  {
+    absl::MutexLock lock(&mu_);
+    auto& in_use = allocated_[resource];
+    for (const auto& id : chosen) {
+      if (in_use.count(id)) {
+        return absl::AbortedError(fmt::format(
+            "resource {}: device {} was allocated by a concurrent admission", resource, id));
+      }
+    }
+    in_use.insert(chosen.begin(), chosen.end());
+  }
+  auto fail = [&](absl::Status st) {
+    Release(resource, chosen);
+    return st;
+  };
+  auto response = Allocate(resource, {chosen});
+  if (!response.ok()) return fail(response.status());
+  if (plugin_options.pre_start_required()) {
+    auto started = PreStartContainer(resource, chosen);
+    if (!started.ok()) return fail(started.status());
+  }
+  return ContainerAllocation{chosen, response->container_responses(0)};
+}
+
+void FakeKubelet::Release(const std::string& resource, const std::vector<std::string>& device_ids) {
+  absl::MutexLock lock(&mu_);
+  auto& in_use = allocated_[resource];
+  for (const auto& id : device_ids) in_use.erase(id);
+}
+
+std::vector<std::string> FakeKubelet::allocated(const std::string& resource) const {
+  absl::MutexLock lock(&mu_);
+  auto it = allocated_.find(resource);
+  if (it == allocated_.end()) return {};
+  return {it->second.begin(), it->second.end()};
 }
 
 std::string FormatNodeView(const FakeKubelet& kubelet) {

@@ -50,6 +50,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,6 +98,14 @@ struct ResourceState {
   int allocatable() const;
   // All devices, healthy or not: the node's capacity for the resource.
   int capacity() const;
+};
+
+// One container admitted by FakeKubelet::AdmitContainer.
+struct ContainerAllocation {
+  // The device IDs kubelet chose and allocated.
+  std::vector<std::string> device_ids;
+  // The plugin's answer for the container.
+  v1beta1::ContainerAllocateResponse response;
 };
 
 class FakeKubelet {
@@ -148,6 +157,20 @@ class FakeKubelet {
   // pre_start_required (kubelet would not call it).
   absl::StatusOr<v1beta1::PreStartContainerResponse> PreStartContainer(
       const std::string& resource, const std::vector<std::string>& device_ids);
+
+  // Admits a container that requests `count` units of `resource`, the way kubelet does at pod
+  // admission and container start: it picks `count` healthy devices not allocated to another
+  // container (the plugin's GetPreferredAllocation answer first when it offers one, then the
+  // advertised order — kubelet's own order is Go map order), calls Allocate with them, then
+  // PreStartContainer when the plugin requires it. The devices stay allocated until Release()
+  // (also across Restart, as kubelet's checkpoint keeps them). InvalidArgument when count < 1,
+  // NotFound / FailedPrecondition as Allocate, ResourceExhausted when fewer devices are free,
+  // RPC errors with their gRPC code.
+  absl::StatusOr<ContainerAllocation> AdmitContainer(const std::string& resource, int count);
+  // Frees devices allocated by AdmitContainer (their pod is gone).
+  void Release(const std::string& resource, const std::vector<std::string>& device_ids);
+  // Devices of `resource` currently allocated by AdmitContainer, sorted.
+  std::vector<std::string> allocated(const std::string& resource) const;
 
   // Makes the next registration of `resource` fail with `error`: a Register call returns it as
   // a gRPC error; in watcher mode the plugin gets NotifyRegistrationStatus(false, "RegisterPlugin
@@ -210,9 +233,14 @@ class FakeKubelet {
 
   std::atomic<bool> stopping_{false};
 
-  // Worker threads (streams, async dial-backs); joined by Stop().
+  // Worker threads (streams, async dial-backs): finished ones are joined by the next Spawn, the
+  // rest by Stop().
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
   absl::Mutex threads_mu_;
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(threads_mu_);
+  std::vector<Worker> threads_ ABSL_GUARDED_BY(threads_mu_);
 
   mutable absl::Mutex mu_;
   struct Entry {
@@ -225,6 +253,8 @@ class FakeKubelet {
   std::map<std::string, int> registration_counts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> rejects_ ABSL_GUARDED_BY(mu_);
+  // Devices handed out by AdmitContainer, per resource.
+  std::map<std::string, std::set<std::string>> allocated_ ABSL_GUARDED_BY(mu_);
   // Watcher: registration socket path -> (resource, endpoint) it registered.
   std::map<std::string, std::shared_ptr<Endpoint>> watched_ ABSL_GUARDED_BY(mu_);
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,8 @@ class TestPlugin final : public v1beta1::DevicePlugin::Service {
   ~TestPlugin() override { Stop(); }
 
   void set_options(v1beta1::DevicePluginOptions options) { options_ = std::move(options); }
+  // GetPreferredAllocation then prefers the last available devices instead of the first.
+  void set_prefer_last(bool prefer_last) { prefer_last_ = prefer_last; }
   void FailAllocate(grpc::Status st) {
     absl::MutexLock lock(&mu_);
     allocate_error_ = std::move(st);
@@ -163,7 +166,10 @@ class TestPlugin final : public v1beta1::DevicePlugin::Service {
     for (const auto& c : request->container_requests()) {
       auto* out = response->add_container_responses();
       for (const auto& id : c.must_include_deviceids()) out->add_deviceids(id);
-      for (const auto& id : c.available_deviceids()) {
+      std::vector<std::string> available(c.available_deviceids().begin(),
+                                         c.available_deviceids().end());
+      if (prefer_last_) std::reverse(available.begin(), available.end());
+      for (const auto& id : available) {
         if (out->deviceids_size() >= c.allocation_size()) break;
         if (std::find(c.must_include_deviceids().begin(), c.must_include_deviceids().end(), id) ==
             c.must_include_deviceids().end()) {
@@ -185,6 +191,7 @@ class TestPlugin final : public v1beta1::DevicePlugin::Service {
  private:
   const std::string socket_path_;
   v1beta1::DevicePluginOptions options_;
+  bool prefer_last_ = false;
   std::unique_ptr<grpc::Server> server_;
   mutable absl::Mutex mu_;
   std::vector<v1beta1::Device> devices_ ABSL_GUARDED_BY(mu_);
@@ -616,6 +623,49 @@ TEST_F(RegisteredPluginTest, GetPreferredAllocationIsForwarded) {
 TEST_F(RegisteredPluginTest, PreStartContainerIsForwarded) {
   ASSERT_OK(kubelet_.PreStartContainer(kResource, {"dev1"}).status());
   EXPECT_THAT(plugin_.prestart_calls(), ElementsAre(ElementsAre("dev1")));
+}
+
+TEST_F(RegisteredPluginTest, AdmitContainerTakesPreferredDevicesAndCallsPreStart) {
+  plugin_.set_prefer_last(true);
+  ASSERT_OK_AND_ASSIGN(ContainerAllocation admitted, kubelet_.AdmitContainer(kResource, 2));
+  EXPECT_THAT(admitted.device_ids, ElementsAre("dev2", "dev1"));
+  EXPECT_EQ(admitted.response.envs().at("IDS"), "dev2,dev1");
+  EXPECT_THAT(plugin_.prestart_calls(), ElementsAre(ElementsAre("dev2", "dev1")));
+  EXPECT_THAT(kubelet_.allocated(kResource), ElementsAre("dev1", "dev2"));
+}
+
+TEST_F(RegisteredPluginTest, AdmitContainerBeyondFreeDevicesIsResourceExhaustedUntilRelease) {
+  ASSERT_OK_AND_ASSIGN(ContainerAllocation first, kubelet_.AdmitContainer(kResource, 2));
+  EXPECT_THAT(
+      kubelet_.AdmitContainer(kResource, 2),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("Requested: 2, Available: 1")));
+  kubelet_.Release(kResource, first.device_ids);
+  EXPECT_THAT(kubelet_.allocated(kResource), IsEmpty());
+  EXPECT_OK(kubelet_.AdmitContainer(kResource, 2).status());
+}
+
+TEST_F(RegisteredPluginTest, AdmitContainerOfZeroDevicesIsInvalidArgument) {
+  EXPECT_THAT(kubelet_.AdmitContainer(kResource, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 1 device")));
+}
+
+TEST_F(RegisteredPluginTest, AdmitContainerFailureFreesItsDevices) {
+  plugin_.FailAllocate(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hca gone"));
+  EXPECT_THAT(kubelet_.AdmitContainer(kResource, 1),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("hca gone")));
+  EXPECT_THAT(kubelet_.allocated(kResource), IsEmpty());
+}
+
+TEST_F(FakeKubeletTest, AdmitContainerWithoutOptionalCallsUsesAdvertisedOrder) {
+  FakeKubelet kubelet(Options());
+  ASSERT_OK(kubelet.Start());
+  TestPlugin plugin(PluginSocket("p.sock"));
+  plugin.Start();
+  ASSERT_TRUE(Register(kubelet, kResource, "p.sock").ok());
+  ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
+  ASSERT_OK_AND_ASSIGN(ContainerAllocation admitted, kubelet.AdmitContainer(kResource, 1));
+  EXPECT_THAT(admitted.device_ids, ElementsAre("dev0"));
+  EXPECT_THAT(plugin.prestart_calls(), IsEmpty());
 }
 
 TEST_F(FakeKubeletTest, OptionalCallsAreRefusedWhenPluginOptionsDoNotAllowThem) {
