@@ -48,6 +48,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -485,6 +486,62 @@ absl::StatusOr<ResourceConfig> ParseEntry(const Json& v, size_t index, Warnings&
   return rc;
 }
 
+// Finds keys repeated verbatim inside one JSON object while parsing (the parsed document keeps
+// only the last value, as Go does, so this is the only place they can be seen). Records the
+// JSON path of each repetition.
+class RepeatedKeyFinder {
+ public:
+  bool OnEvent(Json::parse_event_t event, const Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        CountArrayElement();
+        frames_.push_back(Frame{event == Json::parse_event_t::array_start, 0, {}, {}});
+        break;
+      case Json::parse_event_t::key: {
+        Frame& f = frames_.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second) repeated_.push_back(CurrentPath());
+        break;
+      }
+      case Json::parse_event_t::value:
+        CountArrayElement();
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+    }
+    return true;
+  }
+  const std::vector<std::string>& repeated() const { return repeated_; }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t next_index = 0;
+    std::string key;
+    std::set<std::string> keys;
+  };
+  void CountArrayElement() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().next_index;
+  }
+  std::string CurrentPath() const {
+    std::string path;
+    for (const Frame& f : frames_) {
+      if (f.array) {
+        path += fmt::format("[{}]", f.next_index - 1);
+      } else {
+        path = JoinPath(path, f.key);
+      }
+    }
+    return path;
+  }
+
+  std::vector<Frame> frames_;
+  std::vector<std::string> repeated_;
+};
+
 // Captures the parser's error message (json::parse without exceptions gives none).
 class ErrorCapture : public nlohmann::json_sax<Json> {
  public:
@@ -539,7 +596,13 @@ absl::StatusOr<std::string> NormalizeLinkType(std::string_view value) {
 
 absl::StatusOr<PluginConfig> ParseConfig(std::string_view json,
                                          std::vector<std::string>* warnings) {
-  Json doc = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  RepeatedKeyFinder repeated_keys;
+  Json doc = Json::parse(
+      json.begin(), json.end(),
+      [&repeated_keys](int, Json::parse_event_t event, Json& parsed) {
+        return repeated_keys.OnEvent(event, parsed);
+      },
+      /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     ErrorCapture capture;
     Json::sax_parse(json.begin(), json.end(), &capture);
@@ -550,6 +613,10 @@ absl::StatusOr<PluginConfig> ParseConfig(std::string_view json,
         fmt::format("config: must be a JSON object, got {}", Describe(doc)));
   }
   Warnings warn(warnings);
+  for (const std::string& path : repeated_keys.repeated()) {
+    warn.Add("{}: key repeated in the same object; the last value wins (as in the Go plugin)",
+             path);
+  }
   Fields fields = Fields::Match(doc, kTopFields, "", warn);
   PluginConfig config;
   ASSIGN_OR_RETURN(config.periodic_update_interval_s,

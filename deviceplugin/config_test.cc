@@ -301,6 +301,13 @@ TEST(ParseConfigTest, LastOfRepeatedKeysWinsLikeGo) {
                                            "more than once; the last value wins")));
 }
 
+TEST(ParseConfigTest, LastOfVerbatimRepeatedKeysWins) {
+  ASSERT_OK_AND_ASSIGN(PluginConfig got, ParseConfig(OneEntry(R"({"resourceName": "r",
+      "rdmaHcaMax": 1, "selectors": {"ifNames": ["a"], "ifNames": ["b"]}})"),
+                                                     nullptr));
+  EXPECT_THAT(got.resources[0].selectors.if_names, ElementsAre("b"));
+}
+
 TEST(ParseConfigTest, DropsDuplicateSelectorValuesAfterNormalization) {
   ASSERT_OK_AND_ASSIGN(PluginConfig got,
                        ParseConfig(OneEntry(R"({"resourceName": "r", "rdmaHcaMax": 1, "selectors": {
@@ -583,6 +590,23 @@ INSTANTIATE_TEST_SUITE_P(
         {"UnknownSelectorKeyWithoutHint",
          Sel(R"({"ifNames": ["eth0"], "pciAddresses": ["0000:0b:00.0"]})"),
          "configList[0].selectors.pciAddresses: unknown key, ignored"},
+        {"RepeatedTopLevelKey",
+         R"({"periodicUpdateInterval": 5, "periodicUpdateInterval": 6, "configList": [)" +
+             std::string(kGoodEntry) + "]}",
+         "periodicUpdateInterval: key repeated in the same object; the last value wins (as in the "
+         "Go plugin)"},
+        {"RepeatedKeyInSecondEntry",
+         R"({"configList": [)" + std::string(kGoodEntry) +
+             R"(, {"resourceName": "b", "rdmaHcaMax": 1, "rdmaHcaMax": 2, "devices": ["x"]}]})",
+         "configList[1].rdmaHcaMax: key repeated in the same object; the last value wins (as in "
+         "the Go plugin)"},
+        {"RepeatedKeyInSelectorsAfterNestedArrays",
+         R"({"configList": [{"resourceName": "a", "rdmaHcaMax": 1, "devices": ["x", "y"]},
+                            {"resourceName": "b", "rdmaHcaMax": 1,
+                             "selectors": {"ifNames": ["p", "q"], "vendors": [], "ifNames": ["z"]}}
+                           ]})",
+         "configList[1].selectors.ifNames: key repeated in the same object; the last value wins "
+         "(as in the Go plugin)"},
         {"CaseInsensitiveKey", E(R"({"ResourceName": "r", "rdmaHcaMax": 1, "devices": ["a"]})"),
          "configList[0].ResourceName: key matched field \"resourceName\" case-insensitively "
          "(accepted like the Go plugin does); spell it \"resourceName\""},
