@@ -1,0 +1,38 @@
+// Command-line flags of rdmashare-dp.
+//
+// Accepts GNU style (--config=F, --config F) and Go style (-config F, -config-file=F), since
+// the Go k8s-rdma-shared-dev-plugin's DaemonSets pass `-config-file`. Pure function; no I/O.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/host_paths.h"
+
+namespace rdmashare::deviceplugin {
+
+struct DpFlags {
+  std::string config_path = "/k8s-rdma-shared-dev-plugin/config.json";
+  HostPaths paths;
+  // True when --host-dev-root was given; otherwise it follows --dev-root.
+  bool host_dev_root_set = false;
+  std::string log_level = "info";
+  bool validate = false;
+  bool version = false;
+  bool help = false;
+
+  bool operator==(const DpFlags& o) const {
+    return config_path == o.config_path && paths == o.paths &&
+           host_dev_root_set == o.host_dev_root_set && log_level == o.log_level &&
+           validate == o.validate && version == o.version && help == o.help;
+  }
+};
+
+// Parses argv[1..]. InvalidArgument names the offending flag.
+absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args);
+
+// The --help text.
+std::string DpUsage();
+
+}  // namespace rdmashare::deviceplugin

@@ -1,0 +1,121 @@
+#include "deviceplugin/resource_pool.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/files.h"
+#include "deviceplugin/selectors.h"
+#include "fmt/format.h"
+
+namespace rdmashare::deviceplugin {
+namespace {
+
+constexpr char kContainerDir[] = "/dev/infiniband/";
+
+// Maps a node path under dev_root to the same node under host_dev_root.
+std::string HostPathOf(const rdma::CharDevice& dev, const std::string& dev_root,
+                       const std::string& host_dev_root) {
+  std::string root = dev_root;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  if (dev.dev_path.compare(0, root.size(), root) == 0 &&
+      (dev.dev_path.size() == root.size() || dev.dev_path[root.size()] == '/')) {
+    return JoinPath(host_dev_root, dev.dev_path.substr(root.size()));
+  }
+  return JoinPath(host_dev_root, std::string("infiniband/") + dev.name);
+}
+
+}  // namespace
+
+std::vector<DeviceNode> BuildDeviceNodes(const std::vector<rdma::RdmaDevice>& devices,
+                                         const std::optional<rdma::CharDevice>& rdma_cm,
+                                         bool include_issm, const std::string& dev_root,
+                                         const std::string& host_dev_root) {
+  std::vector<DeviceNode> nodes;
+  std::set<std::string> seen;
+  auto add = [&](const rdma::CharDevice& dev) {
+    if (!dev.present || !seen.insert(dev.name).second) return;
+    nodes.push_back(
+        DeviceNode{kContainerDir + dev.name, HostPathOf(dev, dev_root, host_dev_root), "rw"});
+  };
+  for (const rdma::RdmaDevice& d : devices) {
+    if (!d.usable()) continue;
+    add(*d.uverbs);
+    for (const rdma::RdmaPort& p : d.ports) {
+      if (p.umad) add(*p.umad);
+      if (include_issm && p.issm) add(*p.issm);
+    }
+  }
+  if (!nodes.empty() && rdma_cm) add(*rdma_cm);
+  return nodes;
+}
+
+ResourcePool::ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root)
+    : config_(std::move(config)),
+      full_name_(config_.FullName()),
+      dev_root_(std::move(dev_root)),
+      host_dev_root_(std::move(host_dev_root)),
+      current_(std::make_shared<PoolSnapshot>()) {}
+
+bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
+  auto next = std::make_shared<PoolSnapshot>();
+  next->devices = SelectDevices(config_, inventory);
+  if (!next->devices.empty()) {
+    next->ids.reserve(config_.rdma_hca_max);
+    for (int i = 0; i < config_.rdma_hca_max; ++i) next->ids.push_back(std::to_string(i));
+  }
+  std::set<int64_t> numa;
+  for (const rdma::RdmaDevice& d : next->devices) {
+    if (d.usable()) next->healthy = true;
+    if (d.numa_node >= 0) numa.insert(d.numa_node);
+  }
+  next->numa_nodes.assign(numa.begin(), numa.end());
+  next->nodes = BuildDeviceNodes(next->devices, inventory.rdma_cm, config_.include_issm, dev_root_,
+                                 host_dev_root_);
+
+  absl::MutexLock lock(&mu_);
+  if (current_->version != 0 && current_->SameContent(*next)) return false;
+  next->version = current_->version + 1;
+  current_ = std::move(next);
+  return true;
+}
+
+std::shared_ptr<const PoolSnapshot> ResourcePool::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+std::shared_ptr<const PoolSnapshot> ResourcePool::WaitForNewer(
+    uint64_t seen_version, std::chrono::milliseconds timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this, seen_version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shut_down_ || current_->version > seen_version;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(timeout));
+  if (shut_down_ || current_->version <= seen_version) return nullptr;
+  return current_;
+}
+
+void ResourcePool::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+}
+
+bool ResourcePool::is_shut_down() const {
+  absl::MutexLock lock(&mu_);
+  return shut_down_;
+}
+
+absl::Status ResourcePool::CheckIds(const PoolSnapshot& snapshot,
+                                    const std::vector<std::string>& ids,
+                                    const std::string& resource) {
+  for (const std::string& id : ids) {
+    if (std::find(snapshot.ids.begin(), snapshot.ids.end(), id) == snapshot.ids.end()) {
+      return absl::InvalidArgumentError(
+          fmt::format("resource {}: unknown device ID \"{}\" (this resource advertises {} units)",
+                      resource, id, snapshot.ids.size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rdmashare::deviceplugin

@@ -1,0 +1,106 @@
+// ResourcePool: one extended resource of the device plugin (e.g. spidernet.io/shared_cx5_gpu1)
+// and the devices its selectors currently pick.
+//
+// The pool publishes immutable PoolSnapshots: every Update that changes what kubelet would see
+// produces a new snapshot with a higher version and wakes the waiters (the ListAndWatch
+// streams). Readers take a shared_ptr to the current snapshot and never hold the lock during I/O.
+// Thread-safe: Update, Current and WaitForNewer may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "deviceplugin/config.h"
+#include "rdma/device.h"
+
+namespace rdmashare::deviceplugin {
+
+// A device node to inject into a container (maps to v1beta1.DeviceSpec).
+struct DeviceNode {
+  std::string container_path;  // "/dev/infiniband/uverbs0"
+  std::string host_path;       // "<host_dev_root>/infiniband/uverbs0"
+  std::string permissions;     // "rw"
+
+  bool operator==(const DeviceNode& o) const {
+    return container_path == o.container_path && host_path == o.host_path &&
+           permissions == o.permissions;
+  }
+};
+
+// What kubelet sees of a pool at one moment. Immutable once published.
+struct PoolSnapshot {
+  // Increases by one with every published change; starts at 1.
+  uint64_t version = 0;
+  // Unit IDs "0".."N-1" (N = rdmaHcaMax), empty when no device matched.
+  std::vector<std::string> ids;
+  // Health of every unit: true while at least one selected HCA is usable.
+  bool healthy = false;
+  // Distinct NUMA nodes of the selected HCAs, ascending (empty when none is known).
+  std::vector<int64_t> numa_nodes;
+  // Selected HCAs (inventory order).
+  std::vector<rdma::RdmaDevice> devices;
+  // Nodes Allocate injects: uverbs + umad of every usable HCA (issm when configured), rdma_cm
+  // once.
+  std::vector<DeviceNode> nodes;
+
+  // Same content as `o` (versions aside).
+  bool SameContent(const PoolSnapshot& o) const {
+    return ids == o.ids && healthy == o.healthy && numa_nodes == o.numa_nodes &&
+           devices == o.devices && nodes == o.nodes;
+  }
+};
+
+// Builds the node list for `devices`: maps each present char device from `dev_root` to
+// `host_dev_root` and to /dev/infiniband/<name> in the container.
+std::vector<DeviceNode> BuildDeviceNodes(const std::vector<rdma::RdmaDevice>& devices,
+                                         const std::optional<rdma::CharDevice>& rdma_cm,
+                                         bool include_issm, const std::string& dev_root,
+                                         const std::string& host_dev_root);
+
+class ResourcePool {
+ public:
+  ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root);
+
+  const ResourceConfig& config() const { return config_; }
+  // "<prefix>/<name>".
+  const std::string& full_name() const { return full_name_; }
+
+  // Recomputes the pool from a fresh inventory. Returns true when a new snapshot was published.
+  bool Update(const rdma::NodeInventory& inventory) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The current snapshot (never null; version 0 before the first Update).
+  std::shared_ptr<const PoolSnapshot> Current() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until a snapshot newer than `seen_version` exists, Shutdown() is called, or
+  // `timeout` passes. Returns the newer snapshot, or nullptr on timeout/shutdown.
+  std::shared_ptr<const PoolSnapshot> WaitForNewer(uint64_t seen_version,
+                                                   std::chrono::milliseconds timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Wakes every waiter; later waits return immediately with nullptr.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  bool is_shut_down() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Validates unit IDs for Allocate: InvalidArgument naming the first unknown ID.
+  static absl::Status CheckIds(const PoolSnapshot& snapshot, const std::vector<std::string>& ids,
+                               const std::string& resource);
+
+ private:
+  const ResourceConfig config_;
+  const std::string full_name_;
+  const std::string dev_root_;
+  const std::string host_dev_root_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const PoolSnapshot> current_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace rdmashare::deviceplugin
