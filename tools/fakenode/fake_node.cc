@@ -132,22 +132,27 @@ bool ValidName(const std::string& n) {
   return !n.empty() && n.size() < 64 && n.find('/') == std::string::npos && n != "." && n != "..";
 }
 
-// Highest N among names "<prefix>N" in `dir`, or -1.
-int HighestIndex(const std::string& dir, const std::vector<std::string>& prefixes) {
+// Lowest N such that no "<prefix>N" exists in `dir` for any prefix (the kernel hands out the
+// lowest free minor index, so a re-added device reuses the slot of a removed one).
+int LowestFreeIndex(const std::string& dir, const std::vector<std::string>& prefixes) {
+  std::set<int> used;
   auto names = ListDir(dir);
-  if (!names.ok()) return -1;
-  int best = -1;
-  for (const std::string& name : *names) {
-    for (const std::string& p : prefixes) {
-      if (name.size() > p.size() && name.compare(0, p.size(), p) == 0) {
-        std::string num = name.substr(p.size());
-        if (std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-          best = std::max(best, std::stoi(num));
+  if (names.ok()) {
+    for (const std::string& name : *names) {
+      for (const std::string& p : prefixes) {
+        if (name.size() > p.size() && name.size() < p.size() + 6 &&
+            name.compare(0, p.size(), p) == 0) {
+          std::string num = name.substr(p.size());
+          if (std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            used.insert(std::stoi(num));
+          }
         }
       }
     }
   }
-  return best;
+  int index = 0;
+  while (used.count(index) != 0) ++index;
+  return index;
 }
 
 // A link-local GID derived from the node GUID; port and index keep the entries distinct.
@@ -362,7 +367,7 @@ absl::Status FakeNode::AddIbDevice(const IbDeviceSpec& dev) {
     std::string verbs_class = JoinPath(sys_root_, "class/infiniband_verbs");
     RETURN_IF_ERROR(MakeDirs(verbs_class));
     RETURN_IF_ERROR(WriteAttrFile(JoinPath(verbs_class, "abi_version"), "6"));
-    int index = HighestIndex(verbs_class, {"uverbs"}) + 1;
+    int index = LowestFreeIndex(verbs_class, {"uverbs"});
     DevNumber num = dev.uverbs_dev.value_or(
         DevNumber{kIbMajor, kUverbsMinorBase + static_cast<uint32_t>(index)});
     std::string name = fmt::format("uverbs{}", index);
@@ -381,7 +386,7 @@ absl::Status FakeNode::AddIbDevice(const IbDeviceSpec& dev) {
     if (!port.mad) continue;
     RETURN_IF_ERROR(MakeDirs(mad_class));
     RETURN_IF_ERROR(WriteAttrFile(JoinPath(mad_class, "abi_version"), "5"));
-    uint32_t index = static_cast<uint32_t>(HighestIndex(mad_class, {"umad", "issm"}) + 1);
+    uint32_t index = static_cast<uint32_t>(LowestFreeIndex(mad_class, {"umad", "issm"}));
     for (bool issm : {false, true}) {
       std::string name = fmt::format("{}{}", issm ? "issm" : "umad", index);
       DevNumber num{kIbMajor, issm ? kIssmMinorBase + index : index};

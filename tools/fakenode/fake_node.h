@@ -149,7 +149,7 @@ class FakeNode {
   // Adds a PCI function (its parent must already exist) with its netdevs.
   absl::Status AddPciFunction(const PciFunctionSpec& fn);
   // Adds an RDMA device with its ports, uverbs/umad/issm sysfs entries and /dev nodes. Node
-  // indices continue after the highest existing ones.
+  // indices are the lowest free ones, as the kernel allocates them.
   absl::Status AddIbDevice(const IbDeviceSpec& dev);
   // Adds the rdma_cm misc device and /dev/infiniband/rdma_cm.
   absl::Status AddRdmaCm(DevNumber number);

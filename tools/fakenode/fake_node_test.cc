@@ -306,7 +306,7 @@ TEST(FakeNodeTest, UnbindDriverRemovesDriverLinkAndDriverEntry) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no driver bound")));
 }
 
-TEST(FakeNodeTest, AddDeviceToExistingTreeContinuesNodeIndices) {
+TEST(FakeNodeTest, AddDeviceToExistingTreeTakesLowestFreeNodeIndices) {
   TempDir tmp;
   ASSERT_OK(FakeNode::Build(Walkthrough8Rail(), tmp.path()).status());
   // Reopen as a later test (or another process) would.
@@ -328,6 +328,12 @@ TEST(FakeNodeTest, AddDeviceToExistingTreeContinuesNodeIndices) {
   EXPECT_EQ(CharDev(node.dev_root() + "/infiniband/uverbs8"), "231:200");
   EXPECT_EQ(CharDev(node.dev_root() + "/infiniband/umad8"), "231:8");
   EXPECT_EQ(CharDev(node.dev_root() + "/infiniband/issm8"), "231:72");
+  // A slot freed by a removal is reused.
+  ASSERT_OK(node.RemoveIbDevice("mlx5_3"));
+  ib.ibdev = "mlx5_9";
+  ASSERT_OK(node.AddIbDevice(ib));
+  EXPECT_EQ(Attr(node.sys_root() + "/class/infiniband_verbs/uverbs3/ibdev"), "mlx5_9");
+  EXPECT_EQ(Attr(node.sys_root() + "/class/infiniband_mad/umad3/ibdev"), "mlx5_9");
 }
 
 TEST(FakeNodeTest, BadSpecsAreInvalidArgument) {
