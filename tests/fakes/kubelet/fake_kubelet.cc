@@ -510,17 +510,16 @@ void FakeKubelet::NotifyChange() {
 
 // ---- Plugin watcher (pkg/kubelet/pluginmanager) ----
 
-void FakeKubelet::AddWatchTree(int inotify_fd, const std::string& dir,
-                               std::map<int, std::string>* wd_paths) {
+void FakeKubelet::AddWatchTree(WatchState* ws, const std::string& dir) {
   // fsnotify's Create covers IN_CREATE and IN_MOVED_TO; only Remove (IN_DELETE) deregisters.
-  int wd = inotify_add_watch(inotify_fd, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE);
+  int wd = inotify_add_watch(ws->inotify_fd, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE);
   if (wd < 0) {
     RecordError(dir, fmt::format("failed to watch {}: {}", dir, std::strerror(errno)));
     return;
   }
-  (*wd_paths)[wd] = dir;
+  ws->wd_paths[wd] = dir;
   // Like traversePluginDir: the watch is in place before the walk, so nothing created meanwhile
-  // is missed (a socket seen twice is registered again, which kubelet also tolerates).
+  // is missed.
   auto names = ListDir(dir);
   if (!names.ok()) return;
   for (const auto& name : *names) {
@@ -529,17 +528,29 @@ void FakeKubelet::AddWatchTree(int inotify_fd, const std::string& dir,
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      AddWatchTree(inotify_fd, path, wd_paths);
+      AddWatchTree(ws, path);
     } else if (S_ISSOCK(st.st_mode) && name[0] != '.') {
-      RegisterWatchedSocket(path);
+      OnSocketCreated(ws, path);
     }
   }
 }
 
+void FakeKubelet::OnSocketCreated(WatchState* ws, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  std::pair<uint64_t, int64_t> identity{
+      static_cast<uint64_t>(st.st_ino),
+      static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
+  auto it = ws->seen.find(path);
+  if (it != ws->seen.end() && it->second == identity) return;
+  ws->seen[path] = identity;
+  RegisterWatchedSocket(path);
+}
+
 void FakeKubelet::WatchLoop(int inotify_fd, int wake_fd) {
-  // inotify reports watch descriptors; remember which directory each one watches.
-  std::map<int, std::string> wd_paths;
-  AddWatchTree(inotify_fd, plugins_registry_dir(), &wd_paths);
+  WatchState ws;
+  ws.inotify_fd = inotify_fd;
+  AddWatchTree(&ws, plugins_registry_dir());
 
   alignas(struct inotify_event) char buf[16 * 1024];
   while (!stopping_) {
@@ -557,14 +568,15 @@ void FakeKubelet::WatchLoop(int inotify_fd, int wake_fd) {
       auto* ev = reinterpret_cast<struct inotify_event*>(p);
       p += sizeof(struct inotify_event) + ev->len;
       if (ev->mask & IN_IGNORED) {
-        wd_paths.erase(ev->wd);
+        ws.wd_paths.erase(ev->wd);
         continue;
       }
-      auto dir = wd_paths.find(ev->wd);
-      if (dir == wd_paths.end() || ev->len == 0) continue;
+      auto dir = ws.wd_paths.find(ev->wd);
+      if (dir == ws.wd_paths.end() || ev->len == 0) continue;
       const std::string name = ev->name;
       const std::string path = JoinPath(dir->second, name);
       if (ev->mask & IN_DELETE) {
+        ws.seen.erase(path);
         DeregisterWatchedSocket(path);
         continue;
       }
@@ -572,9 +584,9 @@ void FakeKubelet::WatchLoop(int inotify_fd, int wake_fd) {
       struct stat st;
       if (::stat(path.c_str(), &st) != 0) continue;
       if (S_ISDIR(st.st_mode)) {
-        AddWatchTree(inotify_fd, path, &wd_paths);
+        AddWatchTree(&ws, path);
       } else if (S_ISSOCK(st.st_mode)) {
-        RegisterWatchedSocket(path);
+        OnSocketCreated(&ws, path);
       }
       if (stopping_) return;
     }

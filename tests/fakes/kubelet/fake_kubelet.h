@@ -214,8 +214,20 @@ class FakeKubelet {
 
   // Plugin watcher.
   void WatchLoop(int inotify_fd, int wake_fd);
+  // State of the watcher thread (owned by it, no locking).
+  struct WatchState {
+    int inotify_fd = -1;
+    // Directory of each inotify watch descriptor.
+    std::map<int, std::string> wd_paths;
+    // Identity (inode, change time) of the socket last handled at each path: the initial walk
+    // and the inotify event can both report a socket created meanwhile, and that is one plugin
+    // instance (kubelet's desired-state cache is keyed by path as well).
+    std::map<std::string, std::pair<uint64_t, int64_t>> seen;
+  };
   // Watches `dir` and its subdirectories and registers the sockets already there.
-  void AddWatchTree(int inotify_fd, const std::string& dir, std::map<int, std::string>* wd_paths);
+  void AddWatchTree(WatchState* ws, const std::string& dir);
+  // Registers the socket at `path` unless this very socket was handled already.
+  void OnSocketCreated(WatchState* ws, const std::string& path);
   void RegisterWatchedSocket(const std::string& socket_path);
   void DeregisterWatchedSocket(const std::string& socket_path);
 

@@ -696,7 +696,7 @@ TEST_F(FakeKubeletTest, WatcherRegistersNewSocketAndNotifiesSuccess) {
   registrar.Start();
 
   ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
-  ASSERT_TRUE(WaitFor([&] { return registrar.statuses().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return registrar.statuses().size() >= 1; }));
   EXPECT_TRUE(registrar.statuses()[0].plugin_registered());
   EXPECT_EQ(registrar.statuses()[0].error(), "");
   EXPECT_EQ(kubelet.Resource(kResource)->endpoint, plugin.socket_path());
@@ -713,7 +713,7 @@ TEST_F(FakeKubeletTest, WatcherRegistersSocketPresentAtStart) {
   // Started after kubelet: its socket in device-plugins/ would have been cleaned up otherwise.
   plugin.Start();
   ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
-  EXPECT_TRUE(WaitFor([&] { return registrar.statuses().size() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return registrar.statuses().size() >= 1; }));
 }
 
 TEST_F(FakeKubeletTest, WatcherFindsSocketsInSubdirectories) {
@@ -746,7 +746,8 @@ TEST_P(WatcherRejectTest, WatcherNotifiesFailureWithKubeletMessage) {
   TestRegistrar registrar(RegistrySocket("reg.sock"), info);
   registrar.Start();
 
-  ASSERT_TRUE(WaitFor([&] { return registrar.statuses().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return registrar.statuses().size() >= 1; }));
+  EXPECT_EQ(registrar.statuses().size(), 1u);
   EXPECT_FALSE(registrar.statuses()[0].plugin_registered());
   EXPECT_THAT(registrar.statuses()[0].error(), HasSubstr(GetParam().expected_error));
   EXPECT_THAT(kubelet.registration_errors(), Contains(HasSubstr(GetParam().expected_error)));
@@ -778,7 +779,7 @@ TEST_F(FakeKubeletTest, WatcherRejectNextNotifiesFailureAndPluginCanRetry) {
   auto registrar = std::make_unique<TestRegistrar>(RegistrySocket("reg.sock"),
                                                    Info(kResource, plugin.socket_path()));
   registrar->Start();
-  ASSERT_TRUE(WaitFor([&] { return registrar->statuses().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return registrar->statuses().size() >= 1; }));
   EXPECT_FALSE(registrar->statuses()[0].plugin_registered());
   EXPECT_EQ(registrar->statuses()[0].error(),
             "RegisterPlugin error -- plugin registration failed with err: forced by test");
@@ -789,7 +790,7 @@ TEST_F(FakeKubeletTest, WatcherRejectNextNotifiesFailureAndPluginCanRetry) {
   registrar = std::make_unique<TestRegistrar>(RegistrySocket("reg.sock"),
                                               Info(kResource, plugin.socket_path()));
   registrar->Start();
-  ASSERT_TRUE(WaitFor([&] { return registrar->statuses().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return registrar->statuses().size() >= 1; }));
   EXPECT_TRUE(registrar->statuses()[0].plugin_registered());
   EXPECT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
   EXPECT_EQ(kubelet.registration_count(kResource), 2);
@@ -821,7 +822,7 @@ TEST_F(FakeKubeletTest, WatcherIgnoresDotSockets) {
   TestRegistrar visible(RegistrySocket("reg.sock"), Info(kResource, plugin.socket_path()));
   visible.Start();
   // Events are handled in order, so once the later socket is done the hidden one was skipped.
-  ASSERT_TRUE(WaitFor([&] { return visible.statuses().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return visible.statuses().size() >= 1; }));
   EXPECT_EQ(hidden.get_info_calls(), 0);
 }
 
