@@ -243,6 +243,25 @@ TEST(DeviceScannerTest, VirtualIbdevTakesNetdevsFromGidAttrs) {
   EXPECT_EQ(inv.devices[0].ports[0].link_layer, LinkLayer::kEthernet);
 }
 
+TEST(DeviceScannerTest, NonPciParentHasNoPciFieldsAndNetdevsFromGidAttrs) {
+  TempDir tmp;
+  ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(fakenode::SoftRoce(), tmp.path()));
+  // Re-parent rxe0 onto a platform device, as SoC RDMA engines (hns) are.
+  std::string platform = node.sys_root() + "/devices/platform/hns-roce0";
+  WriteTestFile(platform + "/modalias", "platform:hns-roce");
+  ASSERT_OK_AND_ASSIGN(std::string ib_dir, node.IbDeviceDir("rxe0"));
+  ASSERT_EQ(::symlink("../../../platform/hns-roce0", (ib_dir + "/device").c_str()), 0);
+  SysfsDeviceScanner scanner(node.paths());
+  ASSERT_OK_AND_ASSIGN(NodeInventory inv, scanner.Scan());
+  ASSERT_THAT(Names(inv), ElementsAre("rxe0"));
+  EXPECT_EQ(inv.devices[0].pci_address, "");
+  EXPECT_EQ(inv.devices[0].vendor_id, "");
+  EXPECT_EQ(inv.devices[0].numa_node, -1);
+  EXPECT_THAT(inv.devices[0].netdevs, ElementsAre("eth0"));
+  EXPECT_TRUE(inv.devices[0].usable());
+  EXPECT_THAT(scanner.Warnings(), IsEmpty());
+}
+
 TEST(DeviceScannerTest, MissingRdmaCmKeepsDeviceAndWarnsOnceAcrossScans) {
   TempDir tmp;
   ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(fakenode::NoRdmaCm(), tmp.path()));

@@ -6,7 +6,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -120,8 +119,7 @@ absl::StatusOr<NetnsMode> NetlinkNetnsModeReader::Read() {
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
     return ErrnoStatus("setsockopt(SO_RCVTIMEO)", errno);
   }
-  static std::atomic<uint32_t> next_seq{1};
-  uint32_t seq = next_seq.fetch_add(1);
+  uint32_t seq = next_seq_.fetch_add(1);
   struct nlmsghdr req;
   std::memset(&req, 0, sizeof(req));
   req.nlmsg_len = sizeof(req);

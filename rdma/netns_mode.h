@@ -9,6 +9,7 @@
 // FakeNetnsModeReader is guarded by a mutex.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +53,8 @@ class NetlinkNetnsModeReader final : public NetnsModeReader {
 
  private:
   const std::chrono::milliseconds timeout_;
+  // Netlink sequence numbers of this reader's requests.
+  std::atomic<uint32_t> next_seq_{1};
 };
 
 // Parses one datagram received after a RDMA_NLDEV_CMD_SYS_GET request with sequence `seq`
