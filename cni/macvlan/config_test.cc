@@ -1,0 +1,159 @@
+#include "cni/macvlan/config.h"
+
+#include <string>
+#include <vector>
+
+#include "cni/protocol/error.h"
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rdmashare::cni::macvlan {
+namespace {
+
+using ::rdmashare::testing::IsOk;
+using ::testing::HasSubstr;
+
+NetConf Conf(const std::string& extra_json) {
+  std::string text =
+      R"({"cniVersion":"1.0.0","name":"rail1","type":"rdmashare-macvlan")" + extra_json + "}";
+  auto conf = ParseNetConf(text);
+  EXPECT_THAT(conf, IsOk()) << text;
+  return conf.ok() ? *conf : NetConf{};
+}
+
+TEST(MacvlanConfigTest, DefaultsWhenFieldsAreAbsent) {
+  ASSERT_OK_AND_ASSIGN(MacvlanConfig c, ParseMacvlanConfig(Conf(""), {}, "/sys"));
+  MacvlanConfig want;
+  want.sysfs_root = "/sys";
+  EXPECT_EQ(c, want);
+  EXPECT_TRUE(c.policy_routing);
+  EXPECT_EQ(c.mode, "bridge");
+  EXPECT_EQ(c.rule_priority, 1000u);
+}
+
+TEST(MacvlanConfigTest, ReadsEveryField) {
+  ASSERT_OK_AND_ASSIGN(
+      MacvlanConfig c,
+      ParseMacvlanConfig(
+          Conf(R"(,"master":"enp11s0f0np0","mode":"private","mtu":9000,"mac":"02:00:00:00:00:01",
+               "policyRouting":false,"routeTable":120,"rulePriority":500,"detectGateway":false,
+               "detectIPConflict":true,"probeCount":2,"probeIntervalMs":50,"sysfsRoot":"/fake",
+               "logFile":"/tmp/x.log","logLevel":"debug","ipam":{"type":"rdmashare-ipam"})"),
+          {}, "/sys"));
+  EXPECT_EQ(c.master, "enp11s0f0np0");
+  EXPECT_EQ(c.mode, "private");
+  EXPECT_EQ(c.mtu, 9000);
+  EXPECT_EQ(c.mac, "02:00:00:00:00:01");
+  EXPECT_FALSE(c.policy_routing);
+  EXPECT_EQ(c.route_table, 120u);
+  EXPECT_EQ(c.rule_priority, 500u);
+  EXPECT_EQ(c.detect_gateway, false);
+  EXPECT_EQ(c.detect_ip_conflict, true);
+  EXPECT_EQ(c.probe_count, 2);
+  EXPECT_EQ(c.probe_interval_ms, 50);
+  EXPECT_EQ(c.sysfs_root, "/fake");
+  EXPECT_EQ(c.log_file, "/tmp/x.log");
+  EXPECT_EQ(c.ipam_type, "rdmashare-ipam");
+}
+
+TEST(MacvlanConfigTest, MacPrecedenceRuntimeConfigOverCniArgsOverConfig) {
+  NetConf all = Conf(R"(,"mac":"02:00:00:00:00:01","runtimeConfig":{"mac":"02:00:00:00:00:03"})");
+  ASSERT_OK_AND_ASSIGN(MacvlanConfig c,
+                       ParseMacvlanConfig(all, {{"MAC", "02:00:00:00:00:02"}}, "/sys"));
+  EXPECT_EQ(c.mac, "02:00:00:00:00:03");
+  NetConf no_rc = Conf(R"(,"mac":"02:00:00:00:00:01")");
+  ASSERT_OK_AND_ASSIGN(c, ParseMacvlanConfig(no_rc, {{"MAC", "02:00:00:00:00:02"}}, "/sys"));
+  EXPECT_EQ(c.mac, "02:00:00:00:00:02");
+  ASSERT_OK_AND_ASSIGN(c, ParseMacvlanConfig(no_rc, {}, "/sys"));
+  EXPECT_EQ(c.mac, "02:00:00:00:00:01");
+}
+
+struct BadCase {
+  std::string name;
+  std::string json;
+  int code;
+  std::string substr;
+};
+
+class MacvlanConfigBadTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(MacvlanConfigBadTest, IsRejectedWithCodeAndMessage) {
+  const BadCase& c = GetParam();
+  auto got = ParseMacvlanConfig(Conf(c.json), {}, "/sys");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(CniCode(got.status()), c.code) << got.status();
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr(c.substr));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, MacvlanConfigBadTest,
+    ::testing::Values(
+        BadCase{"MasterNotString", R"(,"master":5)", 7, "\"master\" must be a string"},
+        BadCase{"MasterTooLong", R"(,"master":"abcdefghijklmnop")", 7, "not a valid interface"},
+        BadCase{"MasterWithSlash", R"(,"master":"a/b")", 7, "not a valid interface"},
+        BadCase{"UnknownMode", R"(,"mode":"source")", 7, "not one of bridge"},
+        BadCase{"MtuNotInt", R"(,"mtu":"9000")", 7, "\"mtu\" must be an integer"},
+        BadCase{"MtuTooSmall", R"(,"mtu":60)", 7, "below 68"},
+        BadCase{"MtuTooLarge", R"(,"mtu":70000)", 7, "must be in [0, 65535]"},
+        BadCase{"MacMalformed", R"(,"mac":"02:00:00:00:00")", 7, "not a unicast MAC"},
+        BadCase{"MacMulticast", R"(,"mac":"01:00:00:00:00:01")", 7, "not a unicast MAC"},
+        BadCase{"RuntimeMacMalformed", R"(,"runtimeConfig":{"mac":"zz"})", 7, "not a unicast"},
+        BadCase{"PolicyRoutingNotBool", R"(,"policyRouting":"yes")", 7, "true or false"},
+        BadCase{"RouteTableMain", R"(,"routeTable":254)", 7, "reserved table"},
+        BadCase{"RouteTableZero", R"(,"routeTable":0)", 7, "\"routeTable\" must be in"},
+        BadCase{"RulePriorityZero", R"(,"rulePriority":0)", 7, "\"rulePriority\" must be in"},
+        BadCase{"ProbeCountHuge", R"(,"probeCount":100)", 7, "\"probeCount\" must be in"},
+        BadCase{"IpamWithoutType", R"(,"ipam":{})", 7, "ipam.type"},
+        BadCase{"DetectGatewayNotBool", R"(,"detectGateway":1)", 7, "\"detectGateway\""}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(MacvlanConfigTest, CniArgsMacMalformedIsInvalidEnv) {
+  auto got = ParseMacvlanConfig(Conf(""), {{"MAC", "nope"}}, "/sys");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(CniCode(got.status()), kInvalidEnv);
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("CNI_ARGS MAC=\"nope\""));
+}
+
+TEST(ResolveRouteTableTest, NetKMapsTo100PlusKMinus1) {
+  MacvlanConfig c;
+  std::vector<std::pair<std::string, uint32_t>> cases = {
+      {"net1", 100}, {"net2", 101}, {"net8", 107}, {"net153", 252}};
+  for (const auto& [ifname, table] : cases) {
+    ASSERT_OK_AND_ASSIGN(uint32_t got, ResolveRouteTable(c, ifname));
+    EXPECT_EQ(got, table) << ifname;
+  }
+}
+
+TEST(ResolveRouteTableTest, ConfiguredTableWins) {
+  MacvlanConfig c;
+  c.route_table = 4242;
+  ASSERT_OK_AND_ASSIGN(uint32_t got, ResolveRouteTable(c, "net3"));
+  EXPECT_EQ(got, 4242u);
+  ASSERT_OK_AND_ASSIGN(got, ResolveRouteTable(c, "eth1"));
+  EXPECT_EQ(got, 4242u);
+}
+
+TEST(ResolveRouteTableTest, OtherNamesFailClearly) {
+  MacvlanConfig c;
+  for (const std::string ifname : {"eth1", "net0", "net", "net01", "net154", "netx", "net1a"}) {
+    auto got = ResolveRouteTable(c, ifname);
+    ASSERT_FALSE(got.ok()) << ifname;
+    EXPECT_EQ(CniCode(got.status()), kInvalidNetworkConfig);
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr("routeTable")) << ifname;
+  }
+}
+
+TEST(TempLinkNameTest, IsStableValidAndDistinct) {
+  std::string a = TempLinkName("abc", "net1");
+  EXPECT_EQ(a, TempLinkName("abc", "net1"));
+  EXPECT_EQ(a.size(), 15u);
+  EXPECT_EQ(a.rfind("rsm", 0), 0u);
+  EXPECT_NE(a, TempLinkName("abc", "net2"));
+  EXPECT_NE(a, TempLinkName("abd", "net1"));
+  // The separator keeps ("ab","cnet1") and ("abc","net1") apart.
+  EXPECT_NE(TempLinkName("ab", "cnet1"), a);
+}
+
+}  // namespace
+}  // namespace rdmashare::cni::macvlan

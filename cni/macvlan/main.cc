@@ -1,0 +1,67 @@
+// rdmashare-macvlan: CNI plugin binary. Reads the CNI_* environment and stdin, prints the result
+// or error JSON on stdout (nothing else), logs to stderr or the config's "logFile".
+#include <unistd.h>
+
+#include <exception>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "cni/macvlan/plugin.h"
+#include "cni/protocol/request.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/sinks/basic_file_sink.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+
+extern char** environ;
+
+namespace {
+
+// Logging goes to stderr (warnings and up) or to "logFile" at "logLevel" (default info).
+void SetupPluginLogging(const std::string& stdin_data) {
+  std::string file, level = "info";
+  auto j = nlohmann::json::parse(stdin_data, nullptr, false);
+  if (j.is_object()) {
+    if (auto it = j.find("logFile"); it != j.end() && it->is_string()) file = *it;
+    if (auto it = j.find("logLevel"); it != j.end() && it->is_string()) level = *it;
+  }
+  std::shared_ptr<spdlog::logger> logger;
+  if (!file.empty()) {
+    try {
+      logger = spdlog::basic_logger_mt("rdmashare-macvlan", file);
+      logger->set_level(spdlog::level::from_str(level));
+    } catch (const std::exception& e) {
+      std::cerr << "rdmashare-macvlan: cannot open log file " << file << ": " << e.what() << "\n";
+    }
+  }
+  if (!logger) {
+    logger = spdlog::stderr_logger_mt("rdmashare-macvlan");
+    logger->set_level(spdlog::level::warn);
+  }
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    std::string stdin_data((std::istreambuf_iterator<char>(std::cin)),
+                           std::istreambuf_iterator<char>());
+    SetupPluginLogging(stdin_data);
+    rdmashare::HostPaths paths;
+    auto out = rdmashare::cni::macvlan::RunMacvlan(rdmashare::cni::EnvironToMap(environ),
+                                                   std::move(stdin_data), paths);
+    std::cout << out.stdout_data;
+    std::cout.flush();
+    return out.exit_code;
+  } catch (const std::exception& e) {
+    nlohmann::json err = {{"cniVersion", "1.1.0"},
+                          {"code", 5},
+                          {"msg", "rdmashare-macvlan: internal error"},
+                          {"details", e.what()}};
+    std::cout << err.dump();
+    return 1;
+  }
+}

@@ -1,0 +1,667 @@
+#include "cni/macvlan/plugin.h"
+
+#include <linux/if_arp.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "cni/ipam/ipam.h"
+#include "cni/macvlan/config.h"
+#include "cni/net/arp.h"
+#include "cni/net/ip.h"
+#include "cni/net/netlink.h"
+#include "cni/net/netns.h"
+#include "cni/net/rdma_info.h"
+#include "cni/net/sysctl.h"
+#include "cni/protocol/delegate.h"
+#include "cni/protocol/error.h"
+#include "cni/protocol/netconf.h"
+#include "cni/protocol/result.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+
+namespace rdmashare::cni::macvlan {
+namespace {
+
+using net::IpAddress;
+using net::LinkInfo;
+using net::Netlink;
+using net::NetNs;
+
+// Undo stack: actions run in reverse order unless Commit() was called.
+class UndoStack {
+ public:
+  ~UndoStack() {
+    if (committed_) return;
+    for (auto it = actions_.rbegin(); it != actions_.rend(); ++it) (*it)();
+  }
+  void Push(std::function<void()> fn) { actions_.push_back(std::move(fn)); }
+  void Commit() { committed_ = true; }
+
+ private:
+  std::vector<std::function<void()>> actions_;
+  bool committed_ = false;
+};
+
+// Everything one request needs after parsing.
+struct Context {
+  const CniRequest* request = nullptr;
+  NetConf conf;
+  MacvlanConfig config;
+  std::map<std::string, std::string> cni_args;
+};
+
+absl::StatusOr<Context> Prepare(const CniRequest& request, const HostPaths& paths) {
+  Context ctx;
+  ctx.request = &request;
+  ASSIGN_OR_RETURN(ctx.conf, ParseNetConf(request.stdin_data));
+  RETURN_IF_ERROR(ValidateCommandForVersion(request.command, ctx.conf.cni_version));
+  ASSIGN_OR_RETURN(ctx.cni_args, ParseCniArgs(request.args));
+  ASSIGN_OR_RETURN(ctx.config, ParseMacvlanConfig(ctx.conf, ctx.cni_args, paths.sys_root));
+  return ctx;
+}
+
+bool InProcessIpam(const Context& ctx) { return ctx.config.ipam_type == ipam::kIpamType; }
+
+ipam::IpamArgs MakeIpamArgs(const Context& ctx) {
+  ipam::IpamArgs a;
+  a.container_id = ctx.request->container_id;
+  a.ifname = ctx.request->ifname;
+  a.netns = ctx.request->netns;
+  a.network_name = ctx.conf.name;
+  a.ipam_conf = ctx.conf.ipam;
+  a.runtime_config = ctx.conf.runtime_config;
+  a.cni_args = ctx.cni_args;
+  a.args = ctx.conf.args;
+  return a;
+}
+
+absl::Status RequireIpam(const Context& ctx) {
+  if (ctx.config.ipam_type.empty()) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network {}: an \"ipam\" section is required", ctx.conf.name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Result> IpamAddress(const Context& ctx) {
+  if (InProcessIpam(ctx)) return ipam::IpamAdd(MakeIpamArgs(ctx));
+  return DelegateAdd(ctx.config.ipam_type, *ctx.request, ctx.request->stdin_data);
+}
+
+absl::Status IpamRelease(const Context& ctx) {
+  if (InProcessIpam(ctx)) return ipam::IpamDel(MakeIpamArgs(ctx));
+  CniRequest del = *ctx.request;
+  del.command = kCmdDel;
+  return DelegateDel(ctx.config.ipam_type, del, ctx.request->stdin_data);
+}
+
+// Opens a Netlink bound to `ns` (the socket keeps that namespace after the thread leaves).
+absl::StatusOr<std::unique_ptr<Netlink>> NetlinkIn(const NetNs& ns) {
+  ASSIGN_OR_RETURN(net::ScopedNetNs scope, net::ScopedNetNs::Enter(ns));
+  return Netlink::Open();
+}
+
+struct Master {
+  LinkInfo link;
+  std::optional<net::RdmaFunction> rdma;
+};
+
+// Resolves and vets the master in the host namespace.
+absl::StatusOr<Master> FindMaster(Netlink& host, const MacvlanConfig& config) {
+  std::string name = config.master;
+  if (name.empty()) {
+    auto def = host.DefaultRouteInterface();
+    if (!def.ok()) {
+      return CniError(kMasterMissing,
+                      "no \"master\" configured and the host has no IPv4 default route to take "
+                      "it from",
+                      std::string(def.status().message()));
+    }
+    name = *def;
+  }
+  Master m;
+  auto link = host.GetLink(name);
+  if (!link.ok()) {
+    if (absl::IsNotFound(link.status())) {
+      return CniError(kMasterMissing, fmt::format("master {} does not exist on the host", name),
+                      std::string(link.status().message()));
+    }
+    return AnnotateCni(link.status(), "master " + name);
+  }
+  m.link = *link;
+  if (m.link.arptype != ARPHRD_ETHER) {
+    return CniError(kMasterNotRoce,
+                    fmt::format("master {} is not an Ethernet device (ARPHRD {}): macvlan needs "
+                                "RoCE (Ethernet link layer), not InfiniBand",
+                                name, m.link.arptype));
+  }
+  auto rdma = net::FindRdmaFunction(config.sysfs_root, name);
+  if (!rdma.ok()) return AnnotateCni(rdma.status(), "master " + name + ": RDMA lookup");
+  m.rdma = *rdma;
+  if (m.rdma && m.rdma->link_layer == "InfiniBand") {
+    return CniError(kMasterNotRoce,
+                    fmt::format("master {}: RDMA device {} port {} has link layer InfiniBand: "
+                                "macvlan needs RoCE (Ethernet link layer)",
+                                name, m.rdma->ibdev, m.rdma->port));
+  }
+  return m;
+}
+
+absl::StatusOr<NetNs> OpenPodNetNs(const std::string& path) {
+  auto ns = NetNs::Open(path);
+  if (!ns.ok()) {
+    return CniError(kUnknownContainer, fmt::format("netns {}: cannot open", path),
+                    std::string(ns.status().message()));
+  }
+  return ns;
+}
+
+// Gateway for `ip`'s family among the IPAM ips.
+std::optional<IpAddress> GatewayFor(
+    const std::vector<std::pair<IpAddress, std::optional<IpAddress>>>& ips, int family) {
+  for (const auto& [ip, gw] : ips) {
+    if (ip.family == family && gw) return gw;
+  }
+  return std::nullopt;
+}
+
+// The routing state ADD installs for one pod interface (also what CHECK expects).
+struct RoutingPlan {
+  std::vector<net::Route> routes;
+  std::vector<net::Rule> rules;
+};
+
+absl::StatusOr<RoutingPlan> PlanRouting(const Context& ctx, const Result& result, int ifindex,
+                                        std::optional<uint32_t> table) {
+  RoutingPlan plan;
+  std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
+  for (const IpConfig& c : result.ips) {
+    ASSIGN_OR_RETURN(IpAddress ip, net::ParseCidr(c.address));
+    std::optional<IpAddress> gw;
+    if (!c.gateway.empty()) {
+      ASSIGN_OR_RETURN(IpAddress g, net::ParseIp(c.gateway));
+      gw = g;
+    }
+    ips.emplace_back(ip, gw);
+  }
+  std::set<int> families_with_default;
+  if (table) {
+    for (const auto& [ip, gw] : ips) {
+      net::Route connected;
+      connected.dst = ip.Network();
+      connected.ifindex = ifindex;
+      connected.table = *table;
+      connected.scope = RT_SCOPE_LINK;
+      connected.pref_src = ip;
+      connected.pref_src->prefix_len = ip.Size() * 8;
+      plan.routes.push_back(connected);
+      if (gw && families_with_default.insert(ip.family).second) {
+        net::Route def;
+        def.dst = IpAddress{};
+        def.dst.family = ip.family;
+        def.dst.prefix_len = 0;
+        def.gateway = gw;
+        def.ifindex = ifindex;
+        def.table = *table;
+        plan.routes.push_back(def);
+      }
+      net::Rule rule;
+      rule.family = ip.family;
+      rule.src = ip;
+      rule.src->prefix_len = ip.Size() * 8;
+      rule.table = *table;
+      rule.priority = ctx.config.rule_priority;
+      plan.rules.push_back(rule);
+    }
+  }
+  for (const Route& r : result.routes) {
+    ASSIGN_OR_RETURN(IpAddress dst, net::ParseCidr(r.dst));
+    dst = dst.Network();
+    std::optional<IpAddress> gw;
+    if (!r.gw.empty()) {
+      ASSIGN_OR_RETURN(IpAddress g, net::ParseIp(r.gw));
+      gw = g;
+    } else {
+      gw = GatewayFor(ips, dst.family);
+    }
+    net::Route route;
+    route.dst = dst;
+    route.gateway = gw;
+    route.ifindex = ifindex;
+    route.scope = gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    route.mtu = static_cast<uint32_t>(r.mtu);
+    route.metric = static_cast<uint32_t>(r.priority);
+    if (table) {
+      // The default route of the policy table is already there (the IPAM gateway).
+      if (!(dst.IsDefaultRoute() && families_with_default.count(dst.family) != 0)) {
+        net::Route in_table = route;
+        in_table.table = *table;
+        plan.routes.push_back(in_table);
+      }
+      // The main table keeps the pod's own default route (cluster traffic stays on eth0).
+      if (!dst.IsDefaultRoute()) plan.routes.push_back(route);
+    } else {
+      plan.routes.push_back(route);
+    }
+  }
+  return plan;
+}
+
+bool DetectGateway(const MacvlanConfig& c, bool has_gateway) {
+  return c.detect_gateway.value_or(has_gateway) && has_gateway;
+}
+bool DetectConflict(const MacvlanConfig& c, bool has_gateway) {
+  return c.detect_ip_conflict.value_or(has_gateway);
+}
+
+// ---------------------------------------------------------------------------------------- ADD
+
+absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
+  RETURN_IF_ERROR(RequireIpam(ctx));
+  std::optional<uint32_t> table;
+  if (ctx.config.policy_routing) {
+    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
+    table = t;
+  }
+  ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
+  auto host_or = Netlink::Open();
+  if (!host_or.ok()) return AnnotateCni(host_or.status(), "host netlink");
+  Netlink& host = **host_or;
+  ASSIGN_OR_RETURN(Master master, FindMaster(host, ctx.config));
+  if (ctx.config.mtu > master.link.mtu) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network {}: mtu {} exceeds the MTU {} of master {}", ctx.conf.name,
+                                ctx.config.mtu, master.link.mtu, master.link.name));
+  }
+  auto pod_or = NetlinkIn(pod_ns);
+  if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns + ": netlink");
+  Netlink& pod = **pod_or;
+
+  // A duplicate ADD must fail before anything (IPAM included) is touched.
+  if (pod.GetLink(req.ifname).ok()) {
+    return CniError(kIfnameInUse,
+                    fmt::format("interface {} already exists in netns {}", req.ifname, req.netns));
+  }
+  const std::string temp = TempLinkName(req.container_id, req.ifname);
+  if (auto stale = pod.GetLink(temp); stale.ok()) {
+    // Left behind by a crash mid-ADD of this very (container, ifname).
+    spdlog::warn("removing stale temporary link {} in netns {}", temp, req.netns);
+    (void)pod.DeleteLink(stale->index);
+  }
+
+  UndoStack undo;
+  ASSIGN_OR_RETURN(Result result, IpamAddress(ctx));
+  undo.Push([&ctx] {
+    if (auto s = IpamRelease(ctx); !s.ok()) spdlog::error("undo: IPAM release: {}", s.ToString());
+  });
+  if (result.ips.empty()) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network {}: IPAM returned no address", ctx.conf.name));
+  }
+
+  net::MacvlanSpec spec;
+  spec.master_index = master.link.index;
+  spec.name = temp;
+  spec.mode = ctx.config.mode;
+  spec.mtu = ctx.config.mtu;
+  spec.mac = ctx.config.mac;
+  spec.netns_fd = pod_ns.fd();
+  if (auto s = host.CreateMacvlan(spec); !s.ok()) {
+    return AnnotateCni(
+        s, fmt::format("interface {}: create macvlan on {}", req.ifname, master.link.name));
+  }
+  auto created = pod.GetLink(temp);
+  if (!created.ok()) return AnnotateCni(created.status(), "interface " + req.ifname);
+  const int ifindex = created->index;
+  undo.Push([&pod, ifindex] { (void)pod.DeleteLink(ifindex); });
+  if (auto s = pod.RenameLink(ifindex, req.ifname); !s.ok()) {
+    return AnnotateCni(s, fmt::format("interface {}: rename from {}", req.ifname, temp));
+  }
+  // Sysctls before the link carries addresses: replies must already leave on their own rail.
+  {
+    auto scope = net::ScopedNetNs::Enter(pod_ns);
+    if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
+    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+             {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}}) {
+      if (auto s = net::SetInterfaceSysctl(paths.proc_root, false, req.ifname, key, value);
+          !s.ok()) {
+        return AnnotateCni(s, "interface " + req.ifname);
+      }
+    }
+  }
+  if (auto s = pod.SetLinkUp(ifindex, true); !s.ok()) {
+    return AnnotateCni(s, "interface " + req.ifname + ": set up");
+  }
+  ASSIGN_OR_RETURN(LinkInfo link, pod.GetLinkByIndex(ifindex));
+
+  std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
+  for (const IpConfig& c : result.ips) {
+    auto ip = net::ParseCidr(c.address);
+    if (!ip.ok())
+      return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(ip.status().message()));
+    std::optional<IpAddress> gw;
+    if (!c.gateway.empty()) {
+      auto g = net::ParseIp(c.gateway);
+      if (!g.ok())
+        return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(g.status().message()));
+      gw = *g;
+    }
+    ips.emplace_back(*ip, gw);
+  }
+  net::ProbeOptions probe;
+  probe.count = ctx.config.probe_count;
+  probe.interval = std::chrono::milliseconds(ctx.config.probe_interval_ms);
+
+  {
+    auto scope = net::ScopedNetNs::Enter(pod_ns);
+    if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
+    for (const auto& [ip, gw] : ips) {
+      if (!ip.IsV4() || !DetectConflict(ctx.config, gw.has_value())) continue;
+      auto owner = net::ProbeAddressConflict(ifindex, link.mac, ip, probe);
+      if (!owner.ok()) return AnnotateCni(owner.status(), "interface " + req.ifname);
+      if (owner->has_value()) {
+        if (InProcessIpam(ctx)) {
+          if (auto s = ipam::IpamQuarantine(MakeIpamArgs(ctx), ip.AddrString()); !s.ok()) {
+            spdlog::error("quarantine of {} failed: {}", ip.AddrString(), s.ToString());
+          }
+        }
+        return CniError(kAddressConflict,
+                        fmt::format("interface {}: address {} is already in use on the rail "
+                                    "(answered by {}); the address is quarantined",
+                                    req.ifname, ip.AddrString(), **owner),
+                        "RFC 5227 ARP probe conflict");
+      }
+    }
+  }
+  for (const auto& [ip, gw] : ips) {
+    if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+      return AnnotateCni(s, "interface " + req.ifname);
+    }
+  }
+  {
+    auto scope = net::ScopedNetNs::Enter(pod_ns);
+    if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
+    for (const auto& [ip, gw] : ips) {
+      if (!ip.IsV4() || !gw || !gw->IsV4() || !DetectGateway(ctx.config, true)) continue;
+      auto mac = net::ProbeGateway(ifindex, link.mac, ip, *gw, probe);
+      if (!mac.ok()) return AnnotateCni(mac.status(), "interface " + req.ifname);
+      if (!mac->has_value()) {
+        return CniError(kGatewayUnreachable,
+                        fmt::format("interface {}: gateway {} of address {} did not answer ARP "
+                                    "within {} x {} ms",
+                                    req.ifname, gw->AddrString(), ip.AddrString(), probe.count,
+                                    ctx.config.probe_interval_ms),
+                        "gateway detection (detectGateway) failed");
+      }
+    }
+    for (const auto& [ip, gw] : ips) {
+      if (!ip.IsV4()) continue;
+      if (auto s = net::AnnounceAddress(ifindex, link.mac, ip); !s.ok()) {
+        spdlog::warn("interface {}: gratuitous ARP for {} failed: {}", req.ifname, ip.AddrString(),
+                     s.ToString());
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, result, ifindex, table));
+  for (const net::Route& r : plan.routes) {
+    if (auto s = pod.AddRoute(r); !s.ok() && !absl::IsAlreadyExists(s)) {
+      return AnnotateCni(s, "interface " + req.ifname);
+    }
+  }
+  for (const net::Rule& r : plan.rules) {
+    if (auto s = pod.AddRule(r); !s.ok()) return AnnotateCni(s, "interface " + req.ifname);
+    undo.Push([&pod, r] { (void)pod.DeleteRule(r); });
+  }
+
+  Interface iface;
+  iface.name = req.ifname;
+  iface.mac = link.mac;
+  iface.mtu = link.mtu;
+  iface.sandbox = req.netns;
+  if (master.rdma) iface.pci_id = master.rdma->pci_address;
+  result.interfaces = {iface};
+  for (IpConfig& c : result.ips) c.interface = 0;
+  undo.Commit();
+  spdlog::info("ADD container={} ifname={} master={} table={} ips={}", req.container_id, req.ifname,
+               master.link.name, table ? std::to_string(*table) : "none",
+               result.ips.front().address);
+  return EncodeResult(result, ctx.conf.cni_version);
+}
+
+// ---------------------------------------------------------------------------------------- DEL
+
+absl::Status CleanupPod(const Context& ctx) {
+  const CniRequest& req = *ctx.request;
+  if (req.netns.empty()) return absl::OkStatus();
+  auto ns = NetNs::Open(req.netns);
+  if (!ns.ok()) {
+    spdlog::info("DEL: netns {} is gone ({}); nothing to remove there", req.netns,
+                 ns.status().ToString());
+    return absl::OkStatus();
+  }
+  auto pod_or = NetlinkIn(*ns);
+  if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns);
+  Netlink& pod = **pod_or;
+  std::set<IpAddress, bool (*)(const IpAddress&, const IpAddress&)> addrs(
+      [](const IpAddress& a, const IpAddress& b) { return a.CidrString() < b.CidrString(); });
+  for (const std::string& name : {req.ifname, TempLinkName(req.container_id, req.ifname)}) {
+    auto link = pod.GetLink(name);
+    if (!link.ok()) continue;
+    if (link->kind != "macvlan") {
+      spdlog::warn("DEL: {} in netns {} is a {} link, not ours; left alone", name, req.netns,
+                   link->kind.empty() ? "physical" : link->kind);
+      continue;
+    }
+    if (auto a = pod.ListAddresses(link->index); a.ok()) addrs.insert(a->begin(), a->end());
+    if (auto s = pod.DeleteLink(link->index); !s.ok() && !absl::IsNotFound(s)) {
+      return AnnotateCni(s, "interface " + name);
+    }
+  }
+  if (!ctx.config.policy_routing) return absl::OkStatus();
+  auto table = ResolveRouteTable(ctx.config, req.ifname);
+  if (!table.ok()) return absl::OkStatus();
+  auto rules = pod.ListRules(AF_UNSPEC);
+  if (!rules.ok()) return AnnotateCni(rules.status(), "netns " + req.netns);
+  for (const net::Rule& r : *rules) {
+    // Our rules: this interface's table, from one of its addresses (or any source when the link
+    // was already gone and we cannot tell; the table is this interface's alone).
+    if (r.table != *table || !r.src) continue;
+    bool mine = addrs.empty();
+    for (const IpAddress& a : addrs) {
+      if (r.src->family == a.family && r.src->bytes == a.bytes) mine = true;
+    }
+    if (mine) (void)pod.DeleteRule(r);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Del(const CniRequest& req, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
+  absl::Status pod_status = CleanupPod(ctx);
+  absl::Status ipam_status = ctx.config.ipam_type.empty() ? absl::OkStatus() : IpamRelease(ctx);
+  RETURN_IF_ERROR(pod_status);
+  RETURN_IF_ERROR(ipam_status);
+  spdlog::info("DEL container={} ifname={}", req.container_id, req.ifname);
+  return std::string();
+}
+
+// -------------------------------------------------------------------------------------- CHECK
+
+absl::Status CheckFailed(const std::string& what) { return CniError(kIoFailure, "CHECK: " + what); }
+
+absl::StatusOr<std::string> Check(const CniRequest& req, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
+  RETURN_IF_ERROR(RequireIpam(ctx));
+  if (!ctx.conf.prev_result) {
+    return CniError(kInvalidNetworkConfig, "CHECK: prevResult is required");
+  }
+  ASSIGN_OR_RETURN(Result prev, ParseResult(*ctx.conf.prev_result));
+  if (InProcessIpam(ctx)) {
+    RETURN_IF_ERROR(ipam::IpamCheck(MakeIpamArgs(ctx), prev));
+  } else {
+    RETURN_IF_ERROR(DelegateCheck(ctx.config.ipam_type, req, req.stdin_data));
+  }
+  ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
+  auto host_or = Netlink::Open();
+  if (!host_or.ok()) return AnnotateCni(host_or.status(), "host netlink");
+  ASSIGN_OR_RETURN(Master master, FindMaster(**host_or, ctx.config));
+  if (master.rdma && master.rdma->port_state != "ACTIVE") {
+    return CheckFailed(fmt::format("master {}: RDMA device {} port {} is {}, not ACTIVE",
+                                   master.link.name, master.rdma->ibdev, master.rdma->port,
+                                   master.rdma->port_state));
+  }
+  auto pod_or = NetlinkIn(pod_ns);
+  if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns);
+  Netlink& pod = **pod_or;
+  auto link = pod.GetLink(req.ifname);
+  if (!link.ok()) {
+    return CheckFailed(fmt::format("interface {} not found in netns {}", req.ifname, req.netns));
+  }
+  if (link->kind != "macvlan") {
+    return CheckFailed(fmt::format("interface {} is a {} link, not macvlan", req.ifname,
+                                   link->kind.empty() ? "physical" : link->kind));
+  }
+  if (link->macvlan_mode != ctx.config.mode) {
+    return CheckFailed(fmt::format("interface {} has mode {}, config says {}", req.ifname,
+                                   link->macvlan_mode, ctx.config.mode));
+  }
+  if (link->parent_index != master.link.index) {
+    return CheckFailed(
+        fmt::format("interface {} is not on master {}", req.ifname, master.link.name));
+  }
+  std::optional<int> prev_index;
+  for (size_t i = 0; i < prev.interfaces.size(); ++i) {
+    if (prev.interfaces[i].name == req.ifname) prev_index = static_cast<int>(i);
+  }
+  if (!prev_index) {
+    return CheckFailed(fmt::format("prevResult has no interface {}", req.ifname));
+  }
+  const Interface& pi = prev.interfaces[*prev_index];
+  if (!pi.mac.empty() && pi.mac != link->mac) {
+    return CheckFailed(
+        fmt::format("interface {} has MAC {}, prevResult says {}", req.ifname, link->mac, pi.mac));
+  }
+  if (!link->admin_up) return CheckFailed(fmt::format("interface {} is down", req.ifname));
+  ASSIGN_OR_RETURN(std::vector<IpAddress> have, pod.ListAddresses(link->index));
+  Result mine;
+  for (const IpConfig& c : prev.ips) {
+    if (c.interface && *c.interface != *prev_index) continue;
+    ASSIGN_OR_RETURN(IpAddress want, net::ParseCidr(c.address));
+    if (std::find(have.begin(), have.end(), want) == have.end()) {
+      return CheckFailed(
+          fmt::format("interface {} lacks address {}", req.ifname, want.CidrString()));
+    }
+    mine.ips.push_back(c);
+  }
+  mine.routes = prev.routes;
+  std::optional<uint32_t> table;
+  if (ctx.config.policy_routing) {
+    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
+    table = t;
+  }
+  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, mine, link->index, table));
+  ASSIGN_OR_RETURN(std::vector<net::Route> routes, pod.ListRoutes(AF_UNSPEC));
+  for (const net::Route& want : plan.routes) {
+    bool found = std::any_of(routes.begin(), routes.end(), [&](const net::Route& r) {
+      return r.dst == want.dst && r.table == want.table && r.ifindex == want.ifindex &&
+             r.gateway == want.gateway;
+    });
+    if (!found) {
+      return CheckFailed(
+          fmt::format("interface {}: route {} is missing", req.ifname, net::RouteString(want)));
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<net::Rule> rules, pod.ListRules(AF_UNSPEC));
+  for (const net::Rule& want : plan.rules) {
+    if (std::find(rules.begin(), rules.end(), want) == rules.end()) {
+      return CheckFailed(
+          fmt::format("interface {}: rule {} is missing", req.ifname, net::RuleString(want)));
+    }
+  }
+  return std::string();
+}
+
+// ------------------------------------------------------------------------------- STATUS / GC
+
+absl::StatusOr<std::string> Status(const CniRequest& req, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
+  auto host_or = Netlink::Open();
+  if (!host_or.ok()) return CniError(kPluginNotAvailable, "host netlink unavailable");
+  auto master = FindMaster(**host_or, ctx.config);
+  if (!master.ok()) {
+    return CniError(kPluginNotAvailable, std::string(master.status().message()),
+                    CniDetails(master.status()));
+  }
+  if (!master->link.admin_up || !master->link.oper_up) {
+    return CniError(kPluginNotAvailable, fmt::format("master {} is down", master->link.name));
+  }
+  if (master->rdma && master->rdma->port_state != "ACTIVE") {
+    return CniError(kPluginNotAvailable,
+                    fmt::format("master {}: RDMA device {} port {} is {}", master->link.name,
+                                master->rdma->ibdev, master->rdma->port, master->rdma->port_state));
+  }
+  if (InProcessIpam(ctx)) {
+    RETURN_IF_ERROR(ipam::IpamStatus(MakeIpamArgs(ctx)));
+  } else if (!ctx.config.ipam_type.empty()) {
+    auto out = DelegateCommand(ctx.config.ipam_type, kCmdStatus, req, req.stdin_data);
+    if (!out.ok()) return out.status();
+  }
+  return std::string();
+}
+
+absl::StatusOr<std::string> Gc(const CniRequest& req, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
+  RETURN_IF_ERROR(RequireIpam(ctx));
+  if (InProcessIpam(ctx)) {
+    ASSIGN_OR_RETURN(std::vector<Attachment> valid, ParseValidAttachments(ctx.conf));
+    RETURN_IF_ERROR(ipam::IpamGc(MakeIpamArgs(ctx), valid));
+  } else {
+    auto out = DelegateCommand(ctx.config.ipam_type, kCmdGc, req, req.stdin_data);
+    if (!out.ok()) return out.status();
+  }
+  return std::string();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> MacvlanPlugin::Run(const CniRequest& request) {
+  if (request.command == kCmdVersion) {
+    return EncodeVersionInfo(VersionFromStdin(request.stdin_data));
+  }
+  if (request.command == kCmdAdd) return Add(request, paths_);
+  if (request.command == kCmdDel) return Del(request, paths_);
+  if (request.command == kCmdCheck) return Check(request, paths_);
+  if (request.command == kCmdStatus) return Status(request, paths_);
+  if (request.command == kCmdGc) return Gc(request, paths_);
+  return CniError(kInvalidEnv, fmt::format("CNI_COMMAND \"{}\" is not supported", request.command));
+}
+
+PluginOutput RunMacvlan(const std::map<std::string, std::string>& env, std::string stdin_data,
+                        const HostPaths& paths) {
+  std::string version = VersionFromStdin(stdin_data);
+  PluginOutput out;
+  auto request = ParseRequest(env, std::move(stdin_data));
+  absl::StatusOr<std::string> result =
+      request.ok() ? MacvlanPlugin(paths).Run(*request) : request.status();
+  if (result.ok()) {
+    out.stdout_data = *result;
+    return out;
+  }
+  spdlog::error("{} failed: {}", request.ok() ? request->command : "request",
+                result.status().ToString());
+  out.stdout_data = EncodeError(result.status(), version);
+  out.exit_code = 1;
+  return out;
+}
+
+}  // namespace rdmashare::cni::macvlan
