@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +31,24 @@ absl::Status ErrnoError(const std::string& what) {
 bool IsExecutableFile(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// write(2) that turns a closed pipe into EPIPE instead of killing the process with SIGPIPE:
+// SIGPIPE is blocked for this thread during the call and a signal it raised is consumed.
+ssize_t WriteNoSigpipe(int fd, const char* data, size_t len) {
+  sigset_t pipe_set, old_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+  ssize_t w = ::write(fd, data, len);
+  int err = errno;
+  if (w < 0 && err == EPIPE) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+  errno = err;
+  return w;
 }
 
 }  // namespace
@@ -77,6 +96,10 @@ absl::StatusOr<ExecOutput> ExecPlugin(const std::string& binary,
   }
   in_read.Reset();
   out_write.Reset();
+  // Non-blocking parent ends: a plugin that writes a lot before reading all of its stdin must
+  // not deadlock against us.
+  ::fcntl(in_write.get(), F_SETFL, O_NONBLOCK);
+  ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
 
   ExecOutput out;
   size_t written = 0;
@@ -99,7 +122,8 @@ absl::StatusOr<ExecOutput> ExecPlugin(const std::string& binary,
       break;
     }
     if (n == 2 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = ::write(in_write.get(), stdin_data.data() + written, stdin_data.size() - written);
+      ssize_t w =
+          WriteNoSigpipe(in_write.get(), stdin_data.data() + written, stdin_data.size() - written);
       if (w > 0) written += static_cast<size_t>(w);
       if (w < 0 && errno != EINTR && errno != EAGAIN) in_write.Reset();
       if (written == stdin_data.size()) in_write.Reset();

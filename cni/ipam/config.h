@@ -1,0 +1,71 @@
+// IpamConfig: the parsed "ipam" object of rdmashare-ipam (both config forms, see ipam.h).
+//
+// Plain values and a stateless parser; thread-safe. Every error is a CniError with code 7
+// (kInvalidNetworkConfig) naming the field and the problem.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cni/ipam/ip.h"
+#include "cni/protocol/result.h"
+#include "nlohmann/json.hpp"
+
+namespace rdmashare::cni::ipam {
+
+// Default store directory (host-local's).
+inline constexpr char kDefaultDataDir[] = "/var/lib/cni/networks";
+
+// A contiguous run of candidate addresses inside one subnet.
+struct AddrRange {
+  IpNet subnet;
+  IpAddr start;  // inclusive
+  IpAddr end;    // inclusive
+  // Gateway of the subnet (never allocated); invalid = none.
+  IpAddr gateway;
+
+  bool Contains(const IpAddr& ip) const { return start <= ip && ip <= end; }
+  // "subnet start-end".
+  std::string ToString() const;
+};
+
+// One pool (host-local: one range set): each ADD takes exactly one address from each pool.
+struct Pool {
+  std::vector<AddrRange> ranges;
+  // Excluded intervals (inclusive), never allocated.
+  std::vector<std::pair<IpAddr, IpAddr>> excludes;
+
+  int family() const { return ranges.empty() ? 0 : ranges.front().subnet.family(); }
+  // The range holding `ip`, or nullptr.
+  const AddrRange* RangeOf(const IpAddr& ip) const;
+  // True when `ip` may be handed out: in a range, not excluded, not a network/broadcast or
+  // gateway address.
+  bool Allocatable(const IpAddr& ip) const;
+  // The first excluded interval containing `ip`, or nullptr.
+  const std::pair<IpAddr, IpAddr>* ExcludeOf(const IpAddr& ip) const;
+  // Human-readable description for messages ("172.16.11.0/24 172.16.11.1-172.16.11.200").
+  std::string ToString() const;
+};
+
+struct IpamConfig {
+  std::vector<Pool> pools;
+  std::vector<Route> routes;
+  Dns dns;
+  std::string data_dir = kDefaultDataDir;
+  std::chrono::milliseconds lock_timeout{10000};
+  std::chrono::seconds quarantine{600};
+  std::string log_file;
+  std::string log_level;
+};
+
+// Parses the "ipam" object. `data_dir_default` is used when "dataDir" is absent. resolvConf
+// (when set) is read from disk into `dns`.
+absl::StatusOr<IpamConfig> ParseIpamConfig(const nlohmann::json& ipam,
+                                           const std::string& data_dir_default = kDefaultDataDir);
+
+// Parses the resolv.conf text format (nameserver, domain, search, options lines).
+Dns ParseResolvConf(const std::string& text);
+
+}  // namespace rdmashare::cni::ipam

@@ -1,0 +1,83 @@
+// IpamStore: where reservations live. One interface, small on purpose: the local file backend
+// (LocalStore, host-local's on-disk layout) is the default; an etcd backend comes later; tests
+// use FakeStore.
+//
+// Threading/ownership: a store object may be shared by threads. Callers take the network's lock
+// with Lock() (also excludes other processes for LocalStore) and hold the returned StoreLock
+// while they call the other methods for that network; the methods themselves do not lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rdmashare::cni::ipam {
+
+// Owner id of quarantined addresses. A leading '_' is not allowed in container ids, so no
+// container can ever own (or release) a quarantined address by accident.
+inline constexpr char kQuarantineOwner[] = "_quarantine";
+
+struct Reservation {
+  // Canonical address text (also the record's file name in LocalStore).
+  std::string ip;
+  // Owner. `ifname` is empty for legacy host-local records that hold only the container id.
+  std::string container_id;
+  std::string ifname;
+  // Sidecar metadata (not part of host-local's record).
+  std::string netns;
+  std::string pod_namespace, pod_name, pod_uid;
+  // Unix seconds after which a quarantine ends (owner kQuarantineOwner only).
+  int64_t quarantine_until = 0;
+  // Non-empty when the record could not be read: the address counts as taken and the message
+  // names the file and the problem.
+  std::string error;
+
+  bool quarantined() const { return container_id == kQuarantineOwner; }
+  // True when this reservation belongs to (container_id, ifname); legacy records (no ifname)
+  // match on the container id alone, like host-local.
+  bool OwnedBy(const std::string& id, const std::string& if_name) const {
+    return error.empty() && container_id == id && (ifname.empty() || ifname == if_name);
+  }
+  bool operator==(const Reservation& o) const {
+    return ip == o.ip && container_id == o.container_id && ifname == o.ifname && netns == o.netns &&
+           pod_namespace == o.pod_namespace && pod_name == o.pod_name && pod_uid == o.pod_uid &&
+           quarantine_until == o.quarantine_until && error == o.error;
+  }
+};
+
+// Held while a network is being modified; releases the lock on destruction.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+};
+
+class IpamStore {
+ public:
+  virtual ~IpamStore() = default;
+
+  // Takes `network`'s exclusive lock, waiting at most `timeout` (CniError 11 after that).
+  virtual absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& network,
+                                                          std::chrono::milliseconds timeout) = 0;
+  // Every reservation of `network` (unreadable records included, with `error` set). An unknown
+  // network has none.
+  virtual absl::StatusOr<std::vector<Reservation>> List(const std::string& network) = 0;
+  // Records `r`. Returns false (and changes nothing) when r.ip is already reserved.
+  virtual absl::StatusOr<bool> Reserve(const std::string& network, const Reservation& r) = 0;
+  // Removes the reservation of `ip` (and its metadata). OK when there is none.
+  virtual absl::Status Release(const std::string& network, const std::string& ip) = 0;
+  // Last address handed out from pool `pool_index` ("" when none is recorded).
+  virtual absl::StatusOr<std::string> LastReserved(const std::string& network, int pool_index) = 0;
+  virtual absl::Status SetLastReserved(const std::string& network, int pool_index,
+                                       const std::string& ip) = 0;
+};
+
+// Reservations of (container_id, ifname) among `all`.
+std::vector<Reservation> FilterByOwner(const std::vector<Reservation>& all,
+                                       const std::string& container_id, const std::string& ifname);
+
+}  // namespace rdmashare::cni::ipam
