@@ -21,6 +21,7 @@
 #include "common/unique_fd.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
 #include "pluginregistration/v1/api.grpc.pb.h"
 
 namespace rdmashare::testing {
@@ -197,13 +198,12 @@ absl::Status FakeKubelet::Start() {
   }
 
   {
-    // A restarted kubelet restores the resources of its checkpoint with no devices and a
-    // stopped endpoint: capacity 0 until the plugin registers again.
+    // A (re)started kubelet knows only the resources of its checkpoint, with no devices and a
+    // stopped endpoint: capacity 0 until their plugins register again.
+    std::vector<std::string> restored = ReadCheckpoint();
     absl::MutexLock lock(&mu_);
-    for (auto& [name, entry] : resources_) {
-      entry.endpoint.reset();
-      entry.state = ResourceState{};
-    }
+    resources_.clear();
+    for (const auto& name : restored) resources_[name];
     all_endpoints_.clear();
     watched_.clear();
   }
@@ -406,12 +406,15 @@ void FakeKubelet::RunStream(std::shared_ptr<Endpoint> ep) {
   NotifyChange();
   v1beta1::ListAndWatchResponse response;
   while (reader->Read(&response)) {
+    // Every response is the full device list (genericDeviceUpdateCallback), checkpointed
+    // before anyone can observe it.
+    std::vector<v1beta1::Device> devices(response.devices().begin(), response.devices().end());
+    if (!WriteCheckpoint(ep, &devices)) continue;
     {
       absl::MutexLock lock(&mu_);
       auto it = resources_.find(ep->resource);
       if (it == resources_.end() || it->second.endpoint != ep) continue;
-      // Every response is the full device list (genericDeviceUpdateCallback).
-      it->second.state.devices.assign(response.devices().begin(), response.devices().end());
+      it->second.state.devices = std::move(devices);
       ++it->second.state.list_updates;
     }
     NotifyChange();
@@ -506,6 +509,58 @@ void FakeKubelet::CountRegistration(const std::string& resource) {
 void FakeKubelet::NotifyChange() {
   absl::MutexLock lock(&change_mu_);
   ++change_version_;
+}
+
+// ---- Checkpoint ----
+
+bool FakeKubelet::WriteCheckpoint(const std::shared_ptr<Endpoint>& ep,
+                                  const std::vector<v1beta1::Device>* devices) {
+  absl::MutexLock checkpoint(&checkpoint_mu_);
+  nlohmann::json registered = nlohmann::json::object();
+  {
+    absl::MutexLock lock(&mu_);
+    auto current = resources_.find(ep->resource);
+    if (current == resources_.end() || current->second.endpoint != ep) return false;
+    for (const auto& [name, entry] : resources_) {
+      nlohmann::json ids = nlohmann::json::array();
+      for (const auto& d : name == ep->resource ? *devices : entry.state.devices) {
+        if (d.health() == kHealthy) ids.push_back(d.id());
+      }
+      registered[name] = std::move(ids);
+    }
+  }
+  nlohmann::json doc = {
+      {"Data", {{"PodDeviceEntries", nullptr}, {"RegisteredDevices", std::move(registered)}}},
+      {"Checksum", 0}};
+  const std::string path = JoinPath(device_plugin_dir(), kCheckpointFile);
+  absl::Status st = WriteFileAtomic(path, doc.dump());
+  if (!st.ok()) RecordError("checkpoint", std::string(st.message()));
+  return true;
+}
+
+std::vector<std::string> FakeKubelet::ReadCheckpoint() {
+  const std::string path = JoinPath(device_plugin_dir(), kCheckpointFile);
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    if (!absl::IsNotFound(text.status()))
+      RecordError("checkpoint", std::string(text.status().message()));
+    return {};
+  }
+  nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
+  std::vector<std::string> names;
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("Data") || !doc["Data"].is_object()) {
+    RecordError("checkpoint", fmt::format("{}: not a device manager checkpoint; ignored", path));
+    return names;
+  }
+  const auto& data = doc["Data"];
+  if (!data.contains("RegisteredDevices")) return names;
+  if (!data["RegisteredDevices"].is_object()) {
+    RecordError("checkpoint",
+                fmt::format("{}: Data.RegisteredDevices is not an object; ignored", path));
+    return names;
+  }
+  for (const auto& [name, ids] : data["RegisteredDevices"].items()) names.push_back(name);
+  return names;
 }
 
 // ---- Plugin watcher (pkg/kubelet/pluginmanager) ----

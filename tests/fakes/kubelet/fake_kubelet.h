@@ -26,17 +26,19 @@
 //    with kubelet's "RegisterPlugin error -- ..." messages. Removing the socket deregisters the
 //    plugin (like a stream end). RejectNext() forces the next registration of a resource to
 //    fail, so plugins can be tested on NotifyRegistrationStatus(false) / a failed Register.
+//  * Every device update rewrites device-plugins/kubelet_internal_checkpoint (registered
+//    resources with their healthy device IDs; same layout as kubelet's, checksum not computed).
 //  * Stop() is kubelet dying: every stream cancelled, servers down, kubelet.sock removed.
-//    Start() again is a kubelet restart: resources registered before reappear with no devices
-//    and no endpoint (kubelet restores them from its checkpoint with zero capacity) until their
-//    plugins register again.
+//    Start() again is a kubelet restart: the resources named in the checkpoint reappear with no
+//    devices and no endpoint (capacity 0) until their plugins register again; a FakeKubelet
+//    started on a directory with a checkpoint does the same.
 //  * Allocate / GetPreferredAllocation / PreStartContainer go to the resource's current endpoint
 //    with a deadline, after the checks kubelet makes before calling (resource registered,
 //    healthy devices present, plugin options allowing the call).
 //
 // Not modelled: the 5-minute grace period after which kubelet drops a dead resource, pod
-// bookkeeping (kubelet picks device IDs itself; here the caller names them), the on-disk
-// checkpoint format, the watcher's exponential-backoff retry of failed validations, and the
+// bookkeeping beyond AdmitContainer's device sets (kept in memory, not in the checkpoint), the
+// checkpoint checksum, the watcher's exponential-backoff retry of failed validations, and the
 // other plugin types of the plugin manager (CSI, DRA).
 //
 // Threading: every public method is thread-safe. Internally one gRPC server, one inotify thread
@@ -212,6 +214,17 @@ class FakeKubelet {
   // Bumps the change counter WaitFor watches.
   void NotifyChange();
 
+  // Writes device-plugins/kubelet_internal_checkpoint (registered resources and their healthy
+  // device IDs, with `devices` as the new list of ep's resource) the way kubelet rewrites it
+  // after every device update: temp file + rename in device-plugins/, so plugins watching that
+  // directory see the same churn as on a real node. False (nothing written) when `ep` is no
+  // longer its resource's endpoint.
+  bool WriteCheckpoint(const std::shared_ptr<Endpoint>& ep,
+                       const std::vector<v1beta1::Device>* devices);
+  // Resource names recorded in the checkpoint; empty when absent, corrupt entries recorded as
+  // errors (kubelet then starts without them).
+  std::vector<std::string> ReadCheckpoint();
+
   // Plugin watcher.
   void WatchLoop(int inotify_fd, int wake_fd);
   // State of the watcher thread (owned by it, no locking).
@@ -269,6 +282,9 @@ class FakeKubelet {
   std::map<std::string, std::set<std::string>> allocated_ ABSL_GUARDED_BY(mu_);
   // Watcher: registration socket path -> (resource, endpoint) it registered.
   std::map<std::string, std::shared_ptr<Endpoint>> watched_ ABSL_GUARDED_BY(mu_);
+
+  // Serializes checkpoint writes so a newer snapshot is never overwritten by an older one.
+  absl::Mutex checkpoint_mu_;
 
   mutable absl::Mutex change_mu_;
   uint64_t change_version_ ABSL_GUARDED_BY(change_mu_) = 0;

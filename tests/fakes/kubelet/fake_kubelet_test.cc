@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "pluginregistration/v1/api.grpc.pb.h"
 
 namespace rdmashare::testing {
@@ -355,7 +356,7 @@ TEST_F(FakeKubeletTest, RestartDeletesPluginSocketsButKeepsCheckpointAndOtherFil
   ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
   const std::string checkpoint = PluginSocket("kubelet_internal_checkpoint");
   const std::string other = PluginSocket("notes.txt");
-  WriteTestFile(checkpoint, "{}");
+  ASSERT_TRUE(PathExists(checkpoint));
   WriteTestFile(other, "x");
 
   ASSERT_OK(kubelet.Restart());
@@ -387,6 +388,56 @@ TEST_F(FakeKubeletTest, RestartKeepsResourceWithZeroCapacityUntilPluginRegisters
   ASSERT_TRUE(Register(kubelet, kResource, "p2.sock").ok());
   EXPECT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
   EXPECT_EQ(kubelet.registration_count(kResource), 2);
+}
+
+TEST_F(FakeKubeletTest, CheckpointRecordsHealthyDevicesOfEachResource) {
+  FakeKubelet kubelet(Options());
+  ASSERT_OK(kubelet.Start());
+  TestPlugin plugin(PluginSocket("p.sock"), {Dev("a"), Dev("b", "Unhealthy"), Dev("c")});
+  plugin.Start();
+  ASSERT_TRUE(Register(kubelet, kResource, "p.sock").ok());
+  ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 2); }));
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(PluginSocket("kubelet_internal_checkpoint")));
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << text;
+  EXPECT_EQ(doc["Data"]["RegisteredDevices"][kResource], nlohmann::json::array({"a", "c"}));
+}
+
+TEST_F(FakeKubeletTest, NewKubeletOnSameDirectoryRestoresCheckpointedResources) {
+  {
+    FakeKubelet kubelet(Options());
+    ASSERT_OK(kubelet.Start());
+    TestPlugin plugin(PluginSocket("p.sock"));
+    plugin.Start();
+    ASSERT_TRUE(Register(kubelet, kResource, "p.sock").ok());
+    ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
+  }
+  FakeKubelet kubelet(Options());
+  ASSERT_OK(kubelet.Start());
+  EXPECT_THAT(kubelet.Resources(), ElementsAre(kResource));
+  EXPECT_EQ(kubelet.Resource(kResource)->capacity(), 0);
+}
+
+TEST_F(FakeKubeletTest, RestartWithoutCheckpointForgetsResources) {
+  FakeKubelet kubelet(Options());
+  ASSERT_OK(kubelet.Start());
+  TestPlugin plugin(PluginSocket("p.sock"));
+  plugin.Start();
+  ASSERT_TRUE(Register(kubelet, kResource, "p.sock").ok());
+  ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
+  kubelet.Stop();
+  ASSERT_EQ(::unlink(PluginSocket("kubelet_internal_checkpoint").c_str()), 0);
+  ASSERT_OK(kubelet.Start());
+  EXPECT_THAT(kubelet.Resources(), IsEmpty());
+}
+
+TEST_F(FakeKubeletTest, CorruptCheckpointIsReportedAndIgnored) {
+  WriteTestFile(PluginSocket("kubelet_internal_checkpoint"), "{not json");
+  FakeKubelet kubelet(Options());
+  ASSERT_OK(kubelet.Start());
+  EXPECT_THAT(kubelet.Resources(), IsEmpty());
+  EXPECT_THAT(kubelet.registration_errors(),
+              ElementsAre(HasSubstr("not a device manager checkpoint")));
 }
 
 // ---- Register ----
