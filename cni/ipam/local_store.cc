@@ -102,7 +102,9 @@ Reservation ParseRecord(const std::string& ip, const std::string& content,
                         const std::string& path) {
   Reservation r;
   r.ip = ip;
-  std::string text = Trim(content);
+  // Only trailing whitespace is insignificant: a record starting with a line break has no id.
+  std::string text = content;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   size_t br = text.find(kLineBreak);
   std::string id = br == std::string::npos ? text : text.substr(0, br);
   std::string second = br == std::string::npos ? "" : text.substr(br + 2);

@@ -1,0 +1,230 @@
+#include "cni/ipam/config.h"
+
+#include "cni/protocol/error.h"
+#include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rdmashare::cni::ipam {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+IpAddr Ip(const std::string& s) { return *IpAddr::Parse(s); }
+
+TEST(IpTest, ParsesAndFormatsBothFamilies) {
+  EXPECT_EQ(Ip("172.16.11.10").ToString(), "172.16.11.10");
+  EXPECT_EQ(Ip("FD00:0:0::0A").ToString(), "fd00::a");
+  EXPECT_EQ(Ip("10.0.0.255").Next().ToString(), "10.0.1.0");
+  EXPECT_EQ(Ip("fd00::ffff").Next().ToString(), "fd00::1:0");
+  EXPECT_FALSE(IpAddr::Parse("10.0.0.256").ok());
+  EXPECT_FALSE(IpAddr::Parse("10.0.0.1/24").ok());
+}
+
+TEST(IpNetTest, StrictParseRejectsHostBits) {
+  auto net = IpNet::Parse("172.16.11.5/24");
+  ASSERT_FALSE(net.ok());
+  EXPECT_THAT(std::string(net.status().message()), HasSubstr("did you mean 172.16.11.0/24"));
+  ASSERT_OK_AND_ASSIGN(IpNet loose, IpNet::Parse("172.16.11.5/24", false));
+  EXPECT_EQ(loose.ToString(), "172.16.11.0/24");
+  EXPECT_EQ(loose.Last().ToString(), "172.16.11.255");
+  EXPECT_TRUE(loose.Contains(Ip("172.16.11.200")));
+  EXPECT_FALSE(loose.Contains(Ip("172.16.12.1")));
+  EXPECT_FALSE(loose.Contains(Ip("fd00::1")));
+}
+
+TEST(IpNetTest, RejectsBadPrefixes) {
+  for (const char* s :
+       {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/x", "10.0.0.0", "fd00::/129"}) {
+    EXPECT_FALSE(IpNet::Parse(s).ok()) << s;
+  }
+}
+
+TEST(ParseIpamConfigTest, PoolFormWithRangesAndSingles) {
+  ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(R"({
+    "type":"rdmashare-ipam","subnet":"172.16.11.0/24",
+    "ips":["172.16.11.1-172.16.11.200","172.16.11.210"],
+    "excludeIPs":["172.16.11.5","172.16.11.10-172.16.11.19"],
+    "gateway":"172.16.11.254","routes":[{"dst":"10.0.0.0/8","gw":"172.16.11.254"}]})")));
+  ASSERT_EQ(conf.pools.size(), 1u);
+  const Pool& pool = conf.pools[0];
+  ASSERT_EQ(pool.ranges.size(), 2u);
+  EXPECT_EQ(pool.ranges[0].ToString(), "172.16.11.0/24 172.16.11.1-172.16.11.200");
+  EXPECT_EQ(pool.ranges[1].ToString(), "172.16.11.0/24 172.16.11.210-172.16.11.210");
+  EXPECT_EQ(pool.ranges[0].gateway.ToString(), "172.16.11.254");
+  EXPECT_TRUE(pool.Allocatable(Ip("172.16.11.4")));
+  EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.5")));
+  EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.15")));
+  EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.201")));
+  EXPECT_TRUE(pool.Allocatable(Ip("172.16.11.210")));
+  EXPECT_EQ(conf.routes, (std::vector<Route>{Route{"10.0.0.0/8", "172.16.11.254"}}));
+  EXPECT_EQ(conf.data_dir, "/var/lib/cni/networks");
+  EXPECT_EQ(conf.lock_timeout, std::chrono::milliseconds(10000));
+}
+
+TEST(ParseIpamConfigTest, PoolFormWithoutIpsIsWholeSubnetMinusSpecialAddresses) {
+  ASSERT_OK_AND_ASSIGN(
+      IpamConfig conf,
+      ParseIpamConfig(json::parse(R"({"subnet":"10.9.0.0/29","gateway":"10.9.0.6"})")));
+  const Pool& pool = conf.pools[0];
+  std::vector<std::string> ok;
+  for (IpAddr ip = Ip("10.9.0.0"); ip <= Ip("10.9.0.7"); ip = ip.Next()) {
+    if (pool.Allocatable(ip)) ok.push_back(ip.ToString());
+  }
+  EXPECT_THAT(ok, ElementsAre("10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5"));
+}
+
+TEST(ParseIpamConfigTest, OverlappingIpsEntriesAreMerged) {
+  ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(
+                                            R"({"subnet":"10.9.0.0/24","ips":["10.9.0.10-10.9.0.20",
+                                            "10.9.0.15-10.9.0.30","10.9.0.31"]})")));
+  ASSERT_EQ(conf.pools[0].ranges.size(), 1u);
+  EXPECT_EQ(conf.pools[0].ranges[0].ToString(), "10.9.0.0/24 10.9.0.10-10.9.0.31");
+}
+
+TEST(ParseIpamConfigTest, DualStackPools) {
+  ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(R"({"pools":[
+    {"subnet":"172.16.11.0/24","ips":["172.16.11.1-172.16.11.200"],"gateway":"172.16.11.254"},
+    {"subnet":"fd00:11::/64","ips":["fd00:11::10-fd00:11::20"],"gateway":"fd00:11::1",
+     "routes":[{"dst":"fd00::/8"}]}]})")));
+  ASSERT_EQ(conf.pools.size(), 2u);
+  EXPECT_EQ(conf.pools[0].family(), 4);
+  EXPECT_EQ(conf.pools[1].family(), 6);
+  EXPECT_EQ(conf.pools[1].ranges[0].ToString(), "fd00:11::/64 fd00:11::10-fd00:11::20");
+  EXPECT_EQ(conf.routes.size(), 1u);
+}
+
+TEST(ParseIpamConfigTest, HostLocalRangesWithDefaults) {
+  ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(R"({"type":"host-local",
+    "ranges":[[{"subnet":"10.1.0.0/24"},{"subnet":"10.2.0.0/24","rangeStart":"10.2.0.50",
+               "rangeEnd":"10.2.0.60","gateway":"10.2.0.254"}],
+              [{"subnet":"fd00:1::/120"}]],
+    "routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/tmp/x","lockTimeoutMs":50,
+    "quarantineSeconds":5})")));
+  ASSERT_EQ(conf.pools.size(), 2u);
+  ASSERT_EQ(conf.pools[0].ranges.size(), 2u);
+  // host-local defaults: start = network+1, end = broadcast-1 (IPv4), gateway = network+1.
+  EXPECT_EQ(conf.pools[0].ranges[0].ToString(), "10.1.0.0/24 10.1.0.1-10.1.0.254");
+  EXPECT_EQ(conf.pools[0].ranges[0].gateway.ToString(), "10.1.0.1");
+  EXPECT_EQ(conf.pools[0].ranges[1].ToString(), "10.2.0.0/24 10.2.0.50-10.2.0.60");
+  EXPECT_EQ(conf.pools[0].ranges[1].gateway.ToString(), "10.2.0.254");
+  EXPECT_EQ(conf.pools[1].ranges[0].ToString(), "fd00:1::/120 fd00:1::1-fd00:1::ff");
+  EXPECT_EQ(conf.data_dir, "/tmp/x");
+  EXPECT_EQ(conf.lock_timeout, std::chrono::milliseconds(50));
+  EXPECT_EQ(conf.quarantine, std::chrono::seconds(5));
+}
+
+TEST(ParseIpamConfigTest, HostLocalLegacySingleRange) {
+  ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(R"({"subnet":"10.3.0.0/24",
+                       "rangeStart":"10.3.0.100","rangeEnd":"10.3.0.110"})")));
+  EXPECT_EQ(conf.pools[0].ranges[0].ToString(), "10.3.0.0/24 10.3.0.100-10.3.0.110");
+  EXPECT_EQ(conf.pools[0].ranges[0].gateway.ToString(), "10.3.0.1");
+}
+
+TEST(ParseIpamConfigTest, ResolvConfIsRead) {
+  testing::TempDir dir;
+  testing::WriteTestFile(dir.Sub("resolv.conf"),
+                         "# comment\nnameserver 10.96.0.10\nnameserver 10.96.0.11\n"
+                         "search a.svc b.svc\ndomain cluster.local\noptions ndots:5 edns0\n");
+  ASSERT_OK_AND_ASSIGN(
+      IpamConfig conf,
+      ParseIpamConfig(json{{"subnet", "10.4.0.0/24"}, {"resolvConf", dir.Sub("resolv.conf")}}));
+  EXPECT_THAT(conf.dns.nameservers, ElementsAre("10.96.0.10", "10.96.0.11"));
+  EXPECT_THAT(conf.dns.search, ElementsAre("a.svc", "b.svc"));
+  EXPECT_EQ(conf.dns.domain, "cluster.local");
+  EXPECT_THAT(conf.dns.options, ElementsAre("ndots:5", "edns0"));
+}
+
+struct BadConfigCase {
+  std::string name;
+  std::string json;
+  std::string message;
+};
+
+class BadIpamConfigTest : public ::testing::TestWithParam<BadConfigCase> {};
+
+TEST_P(BadIpamConfigTest, IsCode7WithMessage) {
+  json doc = json::parse(GetParam().json, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << GetParam().json;
+  auto conf = ParseIpamConfig(doc);
+  ASSERT_FALSE(conf.ok());
+  EXPECT_EQ(CniCode(conf.status()), kInvalidNetworkConfig) << conf.status();
+  EXPECT_THAT(std::string(conf.status().message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadIpamConfigTest,
+    ::testing::Values(
+        BadConfigCase{"NotObject", R"([])", "\"ipam\" must be an object"},
+        BadConfigCase{"NoForm", R"({"type":"rdmashare-ipam"})", "config needs \"ranges\""},
+        BadConfigCase{"MixedRangesAndSubnet",
+                      R"({"ranges":[[{"subnet":"10.0.0.0/24"}]],"subnet":"10.0.0.0/24"})",
+                      "mixes host-local \"ranges\""},
+        BadConfigCase{"MixedRangesAndIps",
+                      R"({"ranges":[[{"subnet":"10.0.0.0/24"}]],"ips":["10.0.0.1"]})",
+                      "use one form"},
+        BadConfigCase{"MixedPoolsAndSubnet",
+                      R"({"pools":[{"subnet":"10.0.0.0/24"}],"subnet":"10.0.0.0/24"})",
+                      "mixes \"pools\""},
+        BadConfigCase{"MixedRangeStartAndIps",
+                      R"({"subnet":"10.0.0.0/24","rangeStart":"10.0.0.5","ips":["10.0.0.9"]})",
+                      "mixes host-local rangeStart/rangeEnd"},
+        BadConfigCase{"HostBitsPool", R"({"subnet":"172.16.11.0/16"})", "has host bits set"},
+        BadConfigCase{"HostBitsRanges", R"({"ranges":[[{"subnet":"10.0.0.1/24"}]]})",
+                      "has host bits set"},
+        BadConfigCase{"SubnetNotCidr", R"({"subnet":"10.0.0.0"})", "is not a CIDR"},
+        BadConfigCase{"SubnetNotString", R"({"subnet":24})", "\"subnet\" must be a string"},
+        BadConfigCase{"SubnetTooSmall", R"({"subnet":"10.0.0.0/31"})", "too small"},
+        BadConfigCase{"IpOutsideSubnet", R"({"subnet":"10.0.0.0/24","ips":["10.0.1.5"]})",
+                      "ips entry '10.0.1.5' is outside subnet"},
+        BadConfigCase{"IpRangeBackwards", R"({"subnet":"10.0.0.0/24","ips":["10.0.0.9-10.0.0.5"]})",
+                      "ends before it starts"},
+        BadConfigCase{"IpRangeMixedFamilies",
+                      R"({"subnet":"10.0.0.0/24","ips":["10.0.0.1-fd00::1"]})", "mixes IPv4"},
+        BadConfigCase{"IpNotAddress", R"({"subnet":"10.0.0.0/24","ips":["ten"]})",
+                      "'ten' is not an IP address"},
+        BadConfigCase{"IpsNotArray", R"({"subnet":"10.0.0.0/24","ips":"10.0.0.1"})",
+                      "\"ips\" must be an array of strings"},
+        BadConfigCase{"ExcludeNotAddress", R"({"subnet":"10.0.0.0/24","excludeIPs":["x"]})",
+                      "excludeIPs entry"},
+        BadConfigCase{"GatewayOutside", R"({"subnet":"10.0.0.0/24","gateway":"10.0.1.1"})",
+                      "gateway 10.0.1.1 is outside subnet"},
+        BadConfigCase{"RangeStartOutside",
+                      R"({"ranges":[[{"subnet":"10.0.0.0/24","rangeStart":"10.0.1.1"}]]})",
+                      "rangeStart 10.0.1.1 is outside subnet"},
+        BadConfigCase{
+            "RangeEndBeforeStart",
+            R"({"ranges":[[{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.9","rangeEnd":"10.0.0.3"}]]})",
+            "is before rangeStart"},
+        BadConfigCase{"RangesEmpty", R"({"ranges":[]})", "non-empty array of range sets"},
+        BadConfigCase{"RangeSetEmpty", R"({"ranges":[[]]})", "ranges[0] must be a non-empty"},
+        BadConfigCase{"RangeSetMixedFamilies",
+                      R"({"ranges":[[{"subnet":"10.0.0.0/24"},{"subnet":"fd00::/64"}]]})",
+                      "mixes IPv4 and IPv6"},
+        BadConfigCase{"OverlappingRanges",
+                      R"({"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.0.0.0/24"}]]})",
+                      "overlaps"},
+        BadConfigCase{"PoolsEmpty", R"({"pools":[]})", "\"pools\" must be a non-empty array"},
+        BadConfigCase{"PoolWithoutSubnet", R"({"pools":[{"ips":["10.0.0.1"]}]})",
+                      "pools[0] \"subnet\" is missing"},
+        BadConfigCase{"RouteWithoutDst", R"({"subnet":"10.0.0.0/24","routes":[{"gw":"10.0.0.1"}]})",
+                      "route \"dst\" is missing"},
+        BadConfigCase{"RouteBadDst", R"({"subnet":"10.0.0.0/24","routes":[{"dst":"default"}]})",
+                      "route dst"},
+        BadConfigCase{"RouteMixedFamily",
+                      R"({"subnet":"10.0.0.0/24","routes":[{"dst":"0.0.0.0/0","gw":"fd00::1"}]})",
+                      "mixes IPv4 and IPv6"},
+        BadConfigCase{"RelativeDataDir", R"({"subnet":"10.0.0.0/24","dataDir":"var/lib"})",
+                      "must be absolute"},
+        BadConfigCase{"BadLockTimeout", R"({"subnet":"10.0.0.0/24","lockTimeoutMs":0})",
+                      "lockTimeoutMs"},
+        BadConfigCase{"MissingResolvConf",
+                      R"({"subnet":"10.0.0.0/24","resolvConf":"/nonexistent/resolv.conf"})",
+                      "resolvConf /nonexistent/resolv.conf cannot be read"}),
+    [](const ::testing::TestParamInfo<BadConfigCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace rdmashare::cni::ipam

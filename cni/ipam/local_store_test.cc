@@ -1,0 +1,203 @@
+#include "cni/ipam/local_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cni/ipam/allocator.h"
+#include "cni/protocol/delegate.h"
+#include "cni/protocol/error.h"
+#include "common/files.h"
+#include "common/testing/status_matchers.h"
+#include "common/testing/temp_dir.h"
+#include "common/unique_fd.h"
+#include "fmt/format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rdmashare::cni::ipam {
+namespace {
+
+using nlohmann::json;
+using ::rdmashare::testing::TempDir;
+using ::rdmashare::testing::WriteTestFile;
+using ::testing::HasSubstr;
+
+IpamArgs Args(const std::string& id, const std::string& ifname = "net1") {
+  IpamArgs a;
+  a.container_id = id;
+  a.ifname = ifname;
+  a.network_name = "rail1";
+  a.netns = "/var/run/netns/" + id;
+  return a;
+}
+
+IpamConfig Conf(const std::string& text) {
+  auto conf = ParseIpamConfig(json::parse(text));
+  EXPECT_TRUE(conf.ok()) << conf.status();
+  return *conf;
+}
+
+const char kPool[] = R"({"subnet":"172.16.11.0/24","ips":["172.16.11.1-172.16.11.4"]})";
+
+int Mode(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
+}
+
+class LocalStoreTest : public ::testing::Test {
+ protected:
+  std::string Net(const std::string& rel = "") const {
+    return rel.empty() ? dir_.Sub("rail1") : dir_.Sub("rail1/" + rel);
+  }
+  TempDir dir_;
+  LocalStore store_{dir_.path()};
+  Allocator alloc_{&store_, [] { return int64_t{5000}; }};
+};
+
+TEST_F(LocalStoreTest, WritesHostLocalLayoutAndSidecar) {
+  IpamArgs args = Args("ctr1");
+  args.cni_args = {{"K8S_POD_NAMESPACE", "ns1"}, {"K8S_POD_NAME", "pod1"}, {"K8S_POD_UID", "u1"}};
+  ASSERT_OK(alloc_.Add(args, Conf(kPool)).status());
+  ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(Net("172.16.11.1")));
+  EXPECT_EQ(record, "ctr1\r\nnet1");
+  ASSERT_OK_AND_ASSIGN(std::string last, ReadFile(Net("last_reserved_ip.0")));
+  EXPECT_EQ(last, "172.16.11.1");
+  EXPECT_TRUE(PathExists(Net("lock")));
+  ASSERT_OK_AND_ASSIGN(std::string meta_text, ReadFile(Net(".meta/172.16.11.1")));
+  json meta = json::parse(meta_text);
+  EXPECT_EQ(meta["netns"], "/var/run/netns/ctr1");
+  EXPECT_EQ(meta["podNamespace"], "ns1");
+  EXPECT_EQ(meta["podName"], "pod1");
+  EXPECT_EQ(meta["podUid"], "u1");
+  EXPECT_EQ(Mode(dir_.path() + "/rail1"), 0700);
+  EXPECT_EQ(Mode(Net("172.16.11.1")), 0600);
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].pod_name, "pod1");
+}
+
+TEST_F(LocalStoreTest, DelRemovesRecordAndSidecar) {
+  ASSERT_OK(alloc_.Add(Args("ctr1"), Conf(kPool)).status());
+  ASSERT_OK(alloc_.Del(Args("ctr1"), Conf(kPool)));
+  EXPECT_FALSE(PathExists(Net("172.16.11.1")));
+  EXPECT_FALSE(PathExists(Net(".meta/172.16.11.1")));
+  EXPECT_OK(alloc_.Del(Args("ctr1"), Conf(kPool)));
+}
+
+TEST_F(LocalStoreTest, HonoursExistingHostLocalLeases) {
+  WriteTestFile(Net("172.16.11.1"), "hostlocal-ctr\r\neth0");
+  WriteTestFile(Net("172.16.11.2"), "legacyctr");  // pre-ifname host-local format
+  WriteTestFile(Net("last_reserved_ip.0"), "172.16.11.2");
+  ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("ours"), Conf(kPool)));
+  EXPECT_EQ(r.ips[0].address, "172.16.11.3/24");
+  // A DEL for the legacy owner releases its record whatever the ifname (host-local semantics).
+  ASSERT_OK(alloc_.Del(Args("legacyctr", "eth0"), Conf(kPool)));
+  EXPECT_FALSE(PathExists(Net("172.16.11.2")));
+  EXPECT_TRUE(PathExists(Net("172.16.11.1")));
+}
+
+TEST_F(LocalStoreTest, ReferenceHostLocalSeesOurReservations) {
+  if (!PathExists("/usr/lib/cni/host-local")) GTEST_SKIP() << "/usr/lib/cni/host-local missing";
+  ASSERT_OK(alloc_.Add(Args("ours"), Conf(kPool)).status());
+  CniRequest req;
+  req.container_id = "theirs";
+  req.ifname = "eth0";
+  req.netns = "/var/run/netns/theirs";
+  req.path = "/usr/lib/cni";
+  std::string conf = fmt::format(
+      R"({{"cniVersion":"1.0.0","name":"rail1","type":"macvlan","ipam":{{"type":"host-local",)"
+      R"("dataDir":"{}","ranges":[[{{"subnet":"172.16.11.0/24","rangeStart":"172.16.11.1",)"
+      R"("rangeEnd":"172.16.11.4"}}]]}}}})",
+      dir_.path());
+  ASSERT_OK_AND_ASSIGN(Result theirs, DelegateAdd("host-local", req, conf));
+  ASSERT_EQ(theirs.ips.size(), 1u);
+  EXPECT_NE(theirs.ips[0].address, "172.16.11.1/24");
+  // And we see theirs: the next two of ours avoid it.
+  ASSERT_OK_AND_ASSIGN(Result a, alloc_.Add(Args("ours2"), Conf(kPool)));
+  ASSERT_OK_AND_ASSIGN(Result b, alloc_.Add(Args("ours3"), Conf(kPool)));
+  EXPECT_NE(a.ips[0].address, theirs.ips[0].address);
+  EXPECT_NE(b.ips[0].address, theirs.ips[0].address);
+  EXPECT_OK(DelegateDel("host-local", req, conf));
+}
+
+TEST_F(LocalStoreTest, CorruptRecordIsReportedAndOthersUnaffected) {
+  WriteTestFile(Net("172.16.11.2"), std::string("\x01\x02garbage\n\n", 11));
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_THAT(all[0].error, HasSubstr("record " + Net("172.16.11.2") + " is corrupt"));
+  IpamConfig conf = Conf(kPool);
+  ASSERT_OK_AND_ASSIGN(Result a, alloc_.Add(Args("a"), conf));
+  ASSERT_OK_AND_ASSIGN(Result b, alloc_.Add(Args("b"), conf));
+  EXPECT_EQ(a.ips[0].address, "172.16.11.1/24");
+  EXPECT_EQ(b.ips[0].address, "172.16.11.3/24");
+  IpamArgs c = Args("c");
+  c.cni_args["IP"] = "172.16.11.2";
+  auto r = alloc_.Add(c, conf);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(CniCode(r.status()), kStoreCorrupt);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(Net("172.16.11.2")));
+  // GC keeps the unreadable record (its owner is unknown) and releases the stale ones.
+  ASSERT_OK(alloc_.Gc(Args("x"), conf, {Attachment{"a", "net1"}}));
+  EXPECT_TRUE(PathExists(Net("172.16.11.2")));
+  EXPECT_TRUE(PathExists(Net("172.16.11.1")));
+  EXPECT_FALSE(PathExists(Net("172.16.11.3")));
+}
+
+TEST_F(LocalStoreTest, IgnoresForeignFilesInNetworkDir) {
+  WriteTestFile(Net("README"), "hello");
+  WriteTestFile(Net(".hidden"), "x");
+  WriteTestFile(Net("last_reserved_ip.7"), "10.0.0.1");
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  EXPECT_TRUE(all.empty());
+}
+
+TEST_F(LocalStoreTest, ReserveNeverOverwritesExistingRecord) {
+  Reservation r;
+  r.ip = "172.16.11.9";
+  r.container_id = "a";
+  r.ifname = "net1";
+  ASSERT_OK_AND_ASSIGN(bool first, store_.Reserve("rail1", r));
+  EXPECT_TRUE(first);
+  r.container_id = "b";
+  ASSERT_OK_AND_ASSIGN(bool second, store_.Reserve("rail1", r));
+  EXPECT_FALSE(second);
+  ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(Net("172.16.11.9")));
+  EXPECT_EQ(record, "a\r\nnet1");
+}
+
+TEST_F(LocalStoreTest, LockHeldByAnotherOpenFileTimesOutWithCode11) {
+  ASSERT_OK(MakeDirs(Net(), 0700));
+  UniqueFd fd(::open(Net("lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(::flock(fd.get(), LOCK_EX), 0);
+  auto r = alloc_.Add(Args("a"), Conf(R"({"subnet":"172.16.11.0/24","lockTimeoutMs":100})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(CniCode(r.status()), kTryAgainLater);
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("still held by another process after 100 ms"));
+  ::flock(fd.get(), LOCK_UN);
+  EXPECT_OK(alloc_.Add(Args("a"), Conf(kPool)).status());
+}
+
+TEST(ParseRecordTest, Forms) {
+  Reservation r = ParseRecord("10.0.0.1", "abc\r\nnet1\n", "/p");
+  EXPECT_EQ(r.container_id, "abc");
+  EXPECT_EQ(r.ifname, "net1");
+  EXPECT_TRUE(r.error.empty());
+  Reservation legacy = ParseRecord("10.0.0.1", "abc", "/p");
+  EXPECT_EQ(legacy.container_id, "abc");
+  EXPECT_EQ(legacy.ifname, "");
+  Reservation q = ParseRecord("10.0.0.1", "_quarantine\r\n1234", "/p");
+  EXPECT_TRUE(q.quarantined());
+  EXPECT_EQ(q.quarantine_until, 1234);
+  for (const char* bad : {"", "\r\nnet1", "abc\r\nbad/if", "_quarantine\r\nsoon", "a b"}) {
+    EXPECT_THAT(ParseRecord("10.0.0.1", bad, "/p").error, HasSubstr("record /p is corrupt")) << bad;
+  }
+  EXPECT_EQ(EncodeRecord(r), "abc\r\nnet1");
+  EXPECT_EQ(EncodeRecord(q), "_quarantine\r\n1234");
+}
+
+}  // namespace
+}  // namespace rdmashare::cni::ipam
