@@ -327,23 +327,6 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   if (auto s = pod.RenameLink(ifindex, req.ifname); !s.ok()) {
     return AnnotateCni(s, fmt::format("interface {}: rename from {}", req.ifname, temp));
   }
-  // Sysctls before the link carries addresses: replies must already leave on their own rail.
-  {
-    auto scope = net::ScopedNetNs::Enter(pod_ns);
-    if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
-    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-             {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}}) {
-      if (auto s = net::SetInterfaceSysctl(paths.proc_root, false, req.ifname, key, value);
-          !s.ok()) {
-        return AnnotateCni(s, "interface " + req.ifname);
-      }
-    }
-  }
-  if (auto s = pod.SetLinkUp(ifindex, true); !s.ok()) {
-    return AnnotateCni(s, "interface " + req.ifname + ": set up");
-  }
-  ASSIGN_OR_RETURN(LinkInfo link, pod.GetLinkByIndex(ifindex));
-
   std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
   for (const IpConfig& c : result.ips) {
     auto ip = net::ParseCidr(c.address);
@@ -358,11 +341,47 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     }
     ips.emplace_back(*ip, gw);
   }
+  // Without any probe there is nothing to wait for on an address-less link: the addresses go on
+  // first and the kernel announces them itself when the link comes up (arp_notify=1), which
+  // saves an AF_PACKET socket (its close waits for an RCU grace period).
+  bool probing = false;
+  for (const auto& [ip, gw] : ips) {
+    if (ip.IsV4() && (DetectConflict(ctx.config, gw.has_value()) ||
+                      (gw && gw->IsV4() && DetectGateway(ctx.config, true)))) {
+      probing = true;
+    }
+  }
+  // Sysctls before the link carries addresses: replies must already leave on their own rail.
+  {
+    auto scope = net::ScopedNetNs::Enter(pod_ns);
+    if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
+    for (const auto& [key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"arp_ignore", "1"},
+                                                          {"arp_announce", "2"},
+                                                          {"rp_filter", "2"},
+                                                          {"arp_notify", probing ? "0" : "1"}}) {
+      if (auto s = net::SetInterfaceSysctl(paths.proc_root, false, req.ifname, key, value);
+          !s.ok()) {
+        return AnnotateCni(s, "interface " + req.ifname);
+      }
+    }
+  }
+  if (!probing) {
+    for (const auto& [ip, gw] : ips) {
+      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+        return AnnotateCni(s, "interface " + req.ifname);
+      }
+    }
+  }
+  if (auto s = pod.SetLinkUp(ifindex, true); !s.ok()) {
+    return AnnotateCni(s, "interface " + req.ifname + ": set up");
+  }
+  ASSIGN_OR_RETURN(LinkInfo link, pod.GetLinkByIndex(ifindex));
   net::ProbeOptions probe;
   probe.count = ctx.config.probe_count;
   probe.interval = std::chrono::milliseconds(ctx.config.probe_interval_ms);
 
-  {
+  if (probing) {
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
     for (const auto& [ip, gw] : ips) {
@@ -383,12 +402,12 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
       }
     }
   }
-  for (const auto& [ip, gw] : ips) {
-    if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
-      return AnnotateCni(s, "interface " + req.ifname);
+  if (probing) {
+    for (const auto& [ip, gw] : ips) {
+      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+        return AnnotateCni(s, "interface " + req.ifname);
+      }
     }
-  }
-  {
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
     for (const auto& [ip, gw] : ips) {

@@ -54,7 +54,9 @@ Ip4 ToIp4(const IpAddress& ip) { return {ip.bytes[0], ip.bytes[1], ip.bytes[2], 
 class ArpSocket {
  public:
   static absl::StatusOr<ArpSocket> Open(int ifindex) {
-    int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    // Protocol 0 at creation and the ARP hook only at bind: re-binding a running socket would
+    // wait for an extra RCU grace period.
+    int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       return absl::InternalError(
           fmt::format("ARP socket on link #{}: {}", ifindex, std::strerror(errno)));
