@@ -71,6 +71,8 @@ constexpr size_t kMaxResourceNameLength = 63;
 // IsDNS1123Subdomain allows 253 characters for "requests." + prefix.
 constexpr size_t kMaxResourcePrefixLength = 253 - 9;
 constexpr std::string_view kDefaultResourcePrefix = "rdma";
+// Containers nested deeper than this are refused (a valid config needs 5 levels).
+constexpr int kMaxDepth = 32;
 // IFNAMSIZ - 1.
 constexpr size_t kMaxIfNameLength = 15;
 
@@ -93,17 +95,25 @@ std::string Quote(std::string_view s) {
   return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-// "string \"100\"", "number 1.5", "array [...]" — for "got ..." in messages.
+// "string \"100\"", "number 1.5", "array" — for "got ..." in messages. Containers are not
+// dumped: their text can be large and deeply nested.
 std::string Describe(const Json& v) {
+  if (v.is_structured()) return v.type_name();
   std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   std::string type = v.is_number_float() ? "floating-point number" : v.type_name();
   return fmt::format("{} {}", type, text);
 }
 
+// Appends an object key to a JSON path; keys that are not plain identifiers are JSON-quoted so
+// that control characters cannot reach logs.
 std::string JoinPath(std::string_view base, std::string_view key) {
-  if (base.empty()) return std::string(key);
-  return fmt::format("{}.{}", base, key);
+  bool plain = !key.empty();
+  for (char c : key)
+    plain &= std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+  std::string shown = plain ? std::string(key) : Quote(key);
+  if (base.empty()) return shown;
+  return fmt::format("{}.{}", base, shown);
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -486,16 +496,25 @@ absl::StatusOr<ResourceConfig> ParseEntry(const Json& v, size_t index, Warnings&
   return rc;
 }
 
-// Finds keys repeated verbatim inside one JSON object while parsing (the parsed document keeps
-// only the last value, as Go does, so this is the only place they can be seen). Records the
-// JSON path of each repetition.
-class RepeatedKeyFinder {
+// Watches the parser's events: finds keys repeated verbatim inside one JSON object (the parsed
+// document keeps only the last value, as Go does, so this is the only place they can be seen)
+// and refuses containers nested too deep. Records JSON paths for the messages.
+class StructureChecker {
  public:
-  bool OnEvent(Json::parse_event_t event, const Json& parsed) {
+  // Returns false (drop the value) for containers nested deeper than kMaxDepth: ordered_json
+  // copies values recursively when an object grows, so deep input must never be built.
+  bool OnEvent(int depth, Json::parse_event_t event, const Json& parsed) {
     switch (event) {
       case Json::parse_event_t::object_start:
       case Json::parse_event_t::array_start:
         CountArrayElement();
+        if (depth >= kMaxDepth) {
+          if (!too_deep_at_) {
+            too_deep_at_ = CurrentPath();
+            if (too_deep_at_->size() > 80) too_deep_at_ = too_deep_at_->substr(0, 77) + "...";
+          }
+          return false;
+        }
         frames_.push_back(Frame{event == Json::parse_event_t::array_start, 0, {}, {}});
         break;
       case Json::parse_event_t::key: {
@@ -515,6 +534,8 @@ class RepeatedKeyFinder {
     return true;
   }
   const std::vector<std::string>& repeated() const { return repeated_; }
+  // JSON path of the value holding the first container nested too deep, if any.
+  const std::optional<std::string>& too_deep_at() const { return too_deep_at_; }
 
  private:
   struct Frame {
@@ -540,6 +561,7 @@ class RepeatedKeyFinder {
 
   std::vector<Frame> frames_;
   std::vector<std::string> repeated_;
+  std::optional<std::string> too_deep_at_;
 };
 
 // Captures the parser's error message (json::parse without exceptions gives none).
@@ -596,11 +618,11 @@ absl::StatusOr<std::string> NormalizeLinkType(std::string_view value) {
 
 absl::StatusOr<PluginConfig> ParseConfig(std::string_view json,
                                          std::vector<std::string>* warnings) {
-  RepeatedKeyFinder repeated_keys;
+  StructureChecker structure;
   Json doc = Json::parse(
       json.begin(), json.end(),
-      [&repeated_keys](int, Json::parse_event_t event, Json& parsed) {
-        return repeated_keys.OnEvent(event, parsed);
+      [&structure](int depth, Json::parse_event_t event, Json& parsed) {
+        return structure.OnEvent(depth, event, parsed);
       },
       /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
@@ -608,12 +630,16 @@ absl::StatusOr<PluginConfig> ParseConfig(std::string_view json,
     Json::sax_parse(json.begin(), json.end(), &capture);
     return absl::InvalidArgumentError(fmt::format("config: not valid JSON: {}", capture.message));
   }
+  if (const std::optional<std::string>& at = structure.too_deep_at(); at) {
+    return absl::InvalidArgumentError(fmt::format(
+        "config: {}: JSON nested more than {} levels deep", at->empty() ? "top" : *at, kMaxDepth));
+  }
   if (!doc.is_object()) {
     return absl::InvalidArgumentError(
         fmt::format("config: must be a JSON object, got {}", Describe(doc)));
   }
   Warnings warn(warnings);
-  for (const std::string& path : repeated_keys.repeated()) {
+  for (const std::string& path : structure.repeated()) {
     warn.Add("{}: key repeated in the same object; the last value wins (as in the Go plugin)",
              path);
   }
