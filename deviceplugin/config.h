@@ -73,7 +73,10 @@ struct PluginConfig {
 
 // Parses and validates config.json. Errors (InvalidArgument) name the entry (index and
 // resourceName when known) and the field. Non-fatal findings (unknown keys with their JSON path,
-// suspicious values) are appended to `warnings` when it is not null.
+// suspicious values) are appended to `warnings` when it is not null. Decoding follows Go's
+// encoding/json so Go-plugin configs keep working: keys match case-insensitively (with a
+// warning), the last of repeated keys wins, null means absent. The rules and their sources are
+// listed at the top of config.cc.
 absl::StatusOr<PluginConfig> ParseConfig(std::string_view json, std::vector<std::string>* warnings);
 
 // Normalizes a PCI vendor or device id as written in a selector: 4 hex digits, optionally
