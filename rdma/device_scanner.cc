@@ -4,8 +4,7 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <cctype>
 #include <map>
 #include <set>
 #include <utility>

@@ -83,6 +83,11 @@ absl::StatusOr<std::optional<NetnsMode>> ParseNetnsModeReply(const uint8_t* data
           return absl::InvalidArgumentError("RDMA netns mode: truncated netlink error message");
         }
         std::memcpy(&err.error, payload, sizeof(err.error));
+        if (err.error > 0 || err.error < -4095) {
+          // The kernel only sends 0 or -errno (MAX_ERRNO is 4095).
+          return absl::InvalidArgumentError(
+              fmt::format("RDMA netns mode: netlink error code {} is not -errno", err.error));
+        }
         if (err.error != 0) {
           int e = -err.error;
           // Kernels before 5.2 have no SYS_GET and so no netns isolation to report.

@@ -214,6 +214,10 @@ TEST(ParseNetnsModeReplyTest, MalformedRepliesAreInvalidArgument) {
   cases.back().d.Message(kSysGet, 1).U32Attr(RDMA_NLDEV_SYS_ATTR_NETNS_MODE + 1, 1);
   cases.push_back({"unknown mode value", Datagram(), "unknown netns mode value 7"});
   cases.back().d.Message(kSysGet, 1).U8Attr(RDMA_NLDEV_SYS_ATTR_NETNS_MODE, 7);
+  cases.push_back({"error code not -errno", Datagram(), "code -2147483648 is not -errno"});
+  cases.back().d.Error(1, INT32_MIN);
+  cases.push_back({"positive error code", Datagram(), "code 5 is not -errno"});
+  cases.back().d.Error(1, 5);
   cases.push_back({"truncated error", Datagram(), "truncated netlink error"});
   cases.back().d.Message(NLMSG_ERROR, 1);
   for (const Case& c : cases) {
