@@ -353,6 +353,10 @@ absl::StatusOr<IpamConfig> ParseIpamConfig(const json& ipam, const std::string& 
     }
     conf.quarantine = std::chrono::seconds(it->get<long long>());
   }
+  if (auto it = ipam.find("fsync"); it != ipam.end()) {
+    if (!it->is_boolean()) return Bad("\"fsync\" must be a boolean");
+    conf.fsync = it->get<bool>();
+  }
   ASSIGN_OR_RETURN(conf.log_file, OptString(ipam, "logFile", ""));
   ASSIGN_OR_RETURN(conf.log_level, OptString(ipam, "logLevel", ""));
   return conf;

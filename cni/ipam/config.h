@@ -56,6 +56,8 @@ struct IpamConfig {
   std::string data_dir = kDefaultDataDir;
   std::chrono::milliseconds lock_timeout{10000};
   std::chrono::seconds quarantine{600};
+  // fdatasync each lease record before it becomes visible ("fsync", default true).
+  bool fsync = true;
   std::string log_file;
   std::string log_level;
 };

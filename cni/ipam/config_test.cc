@@ -221,6 +221,8 @@ INSTANTIATE_TEST_SUITE_P(
                       "must be absolute"},
         BadConfigCase{"BadLockTimeout", R"({"subnet":"10.0.0.0/24","lockTimeoutMs":0})",
                       "lockTimeoutMs"},
+        BadConfigCase{"FsyncNotBool", R"({"subnet":"10.0.0.0/24","fsync":"no"})",
+                      "\"fsync\" must be a boolean"},
         BadConfigCase{"MissingResolvConf",
                       R"({"subnet":"10.0.0.0/24","resolvConf":"/nonexistent/resolv.conf"})",
                       "resolvConf /nonexistent/resolv.conf cannot be read"}),

@@ -21,7 +21,7 @@ template <typename Fn>
 auto WithAllocator(const IpamArgs& args, Fn fn)
     -> decltype(fn(std::declval<Allocator&>(), std::declval<IpamConfig&>())) {
   ASSIGN_OR_RETURN(IpamConfig conf, ParseIpamConfig(args.ipam_conf));
-  LocalStore store(conf.data_dir);
+  LocalStore store(conf.data_dir, conf.fsync);
   Allocator allocator(&store, UnixNow);
   return fn(allocator, conf);
 }

@@ -14,7 +14,12 @@
 //                    "routes", "dataDir"}  or  {"type", "pools": [{subnet, ips, ...}, ...],
 //                    "routes", "dataDir"} for dual stack.
 //  both: "dataDir", "lockTimeoutMs" (default 10000), "quarantineSeconds" (default 600),
-//        "logFile", "logLevel".
+//        "fsync" (default true: each lease record is fdatasync'ed before it becomes visible;
+//        false trades crash durability for ~8 ms less per ADD on slow disks), "logFile",
+//        "logLevel" (the binary only).
+// Requested addresses: CNI_ARGS "IP=a,b" (malformed -> code 4), args.cni.ips and
+// runtimeConfig.ips (bare or CIDR; malformed -> 7); each must be allocatable in one pool (7)
+// and free (103).
 #pragma once
 
 #include <map>

@@ -113,7 +113,8 @@ void ExpectCniError(const PluginRun& run, int code, const std::string& msg) {
 class IpamBinaryVersionTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(IpamBinaryVersionTest, VersionAnswersCallerVersion) {
-  PluginRun run = RunPlugin({{"CNI_COMMAND", "VERSION"}}, R"({"cniVersion":")" + GetParam() + "\"}");
+  PluginRun run =
+      RunPlugin({{"CNI_COMMAND", "VERSION"}}, R"({"cniVersion":")" + GetParam() + "\"}");
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_EQ(run.doc["cniVersion"], GetParam());
   EXPECT_EQ(run.doc["supportedVersions"],

@@ -69,13 +69,6 @@ bool AllDigits(const std::string& s) {
   return true;
 }
 
-absl::Status FsyncDir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return IoError("open", dir, errno);
-  if (::fsync(fd.get()) != 0) return IoError("fsync", dir, errno);
-  return absl::OkStatus();
-}
-
 void ReadMeta(const std::string& path, Reservation* r) {
   if (!PathExists(path)) return;
   auto text = ReadFile(path, 64 * 1024);
@@ -95,6 +88,36 @@ void ReadMeta(const std::string& path, Reservation* r) {
 }
 
 std::atomic<uint64_t> g_tmp_counter{0};
+
+// Writes `content` to a fresh hidden temp file in `dir` (fdatasync'ed when `sync`) and returns
+// its path.
+absl::StatusOr<std::string> WriteTemp(const std::string& dir, const std::string& name,
+                                      const std::string& content, bool sync) {
+  std::string tmp = JoinPath(dir, fmt::format(".tmp-{}-{}-{}", name, ::getpid(), ++g_tmp_counter));
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return IoError("create", tmp, errno);
+  if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
+      (sync && ::fdatasync(fd.get()) != 0)) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("write", tmp, err);
+  }
+  return tmp;
+}
+
+// Atomically replaces `dir`/`name` (temp file + rename(2)), without fsync: used for the
+// sidecar and last_reserved_ip, which are hints (a lost or torn one is ignored on read).
+absl::Status ReplaceFile(const std::string& dir, const std::string& name,
+                         const std::string& content) {
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir, name, content, /*sync=*/false));
+  std::string path = JoinPath(dir, name);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("rename", path, err);
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -145,7 +168,25 @@ std::vector<Reservation> FilterByOwner(const std::vector<Reservation>& all,
   return out;
 }
 
-LocalStore::LocalStore(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+LocalStore::LocalStore(std::string data_dir, bool durable)
+    : data_dir_(std::move(data_dir)), durable_(durable) {}
+
+absl::StatusOr<Reservation> LocalStore::Get(const std::string& network, const std::string& ip) {
+  std::string dir = NetworkDir(network);
+  std::string path = JoinPath(dir, ip);
+  auto content = ReadFile(path, 4096);
+  if (!content.ok()) {
+    if (content.status().code() == absl::StatusCode::kNotFound) {
+      return CniError(kUnknownContainer,
+                      fmt::format("ipam store: network {}: {} is not reserved", network, ip));
+    }
+    return CniError(kIoFailure,
+                    fmt::format("ipam store: read {}: {}", path, content.status().message()));
+  }
+  Reservation r = ParseRecord(ip, *content, path);
+  if (r.error.empty()) ReadMeta(JoinPath(JoinPath(dir, kMetaDir), ip), &r);
+  return r;
+}
 
 std::string LocalStore::NetworkDir(const std::string& network) const {
   return JoinPath(data_dir_, network);
@@ -209,7 +250,6 @@ absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& net
     } else {
       r = ParseRecord(ip->ToString(), *content, path);
     }
-    if (r.error.empty()) ReadMeta(JoinPath(JoinPath(dir, kMetaDir), name), &r);
     out.push_back(std::move(r));
   }
   return out;
@@ -220,20 +260,14 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
   std::string dir = NetworkDir(network);
   std::string path = JoinPath(dir, r.ip);
   if (PathExists(path)) return false;
-  std::string tmp = JoinPath(dir, fmt::format(".tmp-{}-{}-{}", r.ip, ::getpid(), ++g_tmp_counter));
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd.valid()) return IoError("create", tmp, errno);
-    std::string content = EncodeRecord(r);
-    if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
-        ::fsync(fd.get()) != 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return IoError("write", tmp, err);
-    }
-  }
+  // The record's content is made durable before it becomes visible (fdatasync, then link(2)),
+  // so a crash never leaves a torn record (unless the store was built non-durable). The directory
+  // itself is not fsync'ed: a record lost to a power cut belonged to a pod that did not survive it
+  // either (the next GC or a DEL cleans up anyway), and each fsync costs milliseconds on the ADD
+  // path.
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir, r.ip, EncodeRecord(r), durable_));
   // link(2) fails with EEXIST instead of replacing: a record is never overwritten, even by a
-  // process that does not honour our lock (host-local does, but be safe).
+  // process that does not honour our lock.
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = errno;
   ::unlink(tmp.c_str());
@@ -241,7 +275,6 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
     if (err == EEXIST) return false;
     return IoError("link", path, err);
   }
-  RETURN_IF_ERROR(FsyncDir(dir));
   if (r.quarantined()) return true;
   nlohmann::json meta = {{"containerID", r.container_id},
                          {"ifname", r.ifname},
@@ -253,8 +286,8 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
   std::string meta_dir = JoinPath(dir, kMetaDir);
   absl::Status st = MakeDirs(meta_dir, 0700);
   if (st.ok()) {
-    st = WriteFileAtomic(JoinPath(meta_dir, r.ip),
-                         meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 0600);
+    st = ReplaceFile(meta_dir, r.ip,
+                     meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   if (!st.ok()) {
     ::unlink(path.c_str());
@@ -269,11 +302,8 @@ absl::Status LocalStore::Release(const std::string& network, const std::string& 
   std::string meta = JoinPath(JoinPath(dir, kMetaDir), ip);
   if (::unlink(meta.c_str()) != 0 && errno != ENOENT) return IoError("remove", meta, errno);
   std::string path = JoinPath(dir, ip);
-  if (::unlink(path.c_str()) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return IoError("remove", path, errno);
-  }
-  return FsyncDir(dir);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return IoError("remove", path, errno);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> LocalStore::LastReserved(const std::string& network, int pool_index) {
@@ -289,12 +319,7 @@ absl::StatusOr<std::string> LocalStore::LastReserved(const std::string& network,
 
 absl::Status LocalStore::SetLastReserved(const std::string& network, int pool_index,
                                          const std::string& ip) {
-  std::string path = JoinPath(NetworkDir(network), fmt::format("{}{}", kLastPrefix, pool_index));
-  absl::Status st = WriteFileAtomic(path, ip, 0600);
-  if (!st.ok()) {
-    return CniError(kIoFailure, fmt::format("ipam store: write {}: {}", path, st.message()));
-  }
-  return absl::OkStatus();
+  return ReplaceFile(NetworkDir(network), fmt::format("{}{}", kLastPrefix, pool_index), ip);
 }
 
 }  // namespace rdmashare::cni::ipam

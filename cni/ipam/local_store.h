@@ -5,8 +5,11 @@
 //   <data_dir>/<network>/lock                 flock(2) target, exclusive per network
 //   <data_dir>/<network>/.meta/<ip>           our sidecar JSON (netns, pod namespace/name/uid)
 // Quarantined addresses are records "_quarantine\r\n<unix-expiry>".
-// Directories are created 0700, files 0600; records are written atomically (temp file, fsync,
-// link(2) so an existing record is never overwritten, fsync of the directory).
+// Directories are created 0700, files 0600. Records are written atomically and durably: temp
+// file, fdatasync (skipped with ipam "fsync": false), link(2) (so an existing record is never
+// overwritten). The sidecar and last_reserved_ip are hints, replaced atomically (temp + rename)
+// without fsync; the directory is not fsync'ed (a lease lost to a power cut belonged to a pod that
+// did not survive it).
 //
 // Thread-safe and process-safe when callers hold Lock() as IpamStore requires.
 #pragma once
@@ -19,7 +22,8 @@ namespace rdmashare::cni::ipam {
 
 class LocalStore : public IpamStore {
  public:
-  explicit LocalStore(std::string data_dir);
+  // `durable` = fdatasync each record before it becomes visible (ipam "fsync", default true).
+  explicit LocalStore(std::string data_dir, bool durable = true);
 
   absl::StatusOr<std::unique_ptr<StoreLock>> Lock(const std::string& network,
                                                   std::chrono::milliseconds timeout) override;
@@ -33,10 +37,15 @@ class LocalStore : public IpamStore {
   // <data_dir>/<network>.
   std::string NetworkDir(const std::string& network) const;
 
+  // One record with its sidecar metadata (List does not read sidecars: they are not needed to
+  // allocate and reading them would double the ADD path's file reads). Code 3 when absent.
+  absl::StatusOr<Reservation> Get(const std::string& network, const std::string& ip);
+
  private:
   absl::Status EnsureNetworkDir(const std::string& network);
 
   std::string data_dir_;
+  bool durable_;
 };
 
 // Parses the content of a host-local record file (`path` only for messages). Accepts

@@ -73,9 +73,24 @@ TEST_F(LocalStoreTest, WritesHostLocalLayoutAndSidecar) {
   EXPECT_EQ(meta["podUid"], "u1");
   EXPECT_EQ(Mode(dir_.path() + "/rail1"), 0700);
   EXPECT_EQ(Mode(Net("172.16.11.1")), 0600);
-  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
-  ASSERT_EQ(all.size(), 1u);
-  EXPECT_EQ(all[0].pod_name, "pod1");
+  ASSERT_OK_AND_ASSIGN(Reservation got, store_.Get("rail1", "172.16.11.1"));
+  EXPECT_EQ(got.container_id, "ctr1");
+  EXPECT_EQ(got.pod_name, "pod1");
+  EXPECT_EQ(got.pod_uid, "u1");
+  EXPECT_EQ(got.netns, "/var/run/netns/ctr1");
+  EXPECT_EQ(CniCode(store_.Get("rail1", "172.16.11.9").status()), kUnknownContainer);
+}
+
+TEST_F(LocalStoreTest, NonDurableStoreWritesTheSameLayout) {
+  LocalStore fast(dir_.path(), /*durable=*/false);
+  Allocator alloc(&fast, [] { return int64_t{1}; });
+  ASSERT_OK(
+      alloc
+          .Add(Args("quick"), Conf(R"({"subnet":"172.16.11.0/24","ips":["172.16.11.1-172.16.11.4"],
+                               "fsync":false})"))
+          .status());
+  ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(Net("172.16.11.1")));
+  EXPECT_EQ(record, "quick\r\nnet1");
 }
 
 TEST_F(LocalStoreTest, DelRemovesRecordAndSidecar) {

@@ -28,7 +28,7 @@ struct Reservation {
   // Owner. `ifname` is empty for legacy host-local records that hold only the container id.
   std::string container_id;
   std::string ifname;
-  // Sidecar metadata (not part of host-local's record).
+  // Sidecar metadata (not part of host-local's record; List may leave it empty).
   std::string netns;
   std::string pod_namespace, pod_name, pod_uid;
   // Unix seconds after which a quarantine ends (owner kQuarantineOwner only).
