@@ -213,6 +213,18 @@ TEST(IpamBinaryTest, StatusIs50WhenPoolExhausted) {
   ExpectCniError(RunPlugin(CmdEnv("ADD", "b"), conf), kPoolExhausted, "network tiny");
 }
 
+TEST(IpamBinaryTest, LogsGoToLogFileAndStdoutHoldsOnlyTheResult) {
+  TempDir dir;
+  json conf = json::parse(Conf("1.0.0", dir.path()));
+  conf["ipam"]["logFile"] = dir.Sub("ipam.log");
+  conf["ipam"]["logLevel"] = "debug";
+  PluginRun add = RunPlugin(CmdEnv("ADD", "logged"), conf.dump());
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  ASSERT_TRUE(add.doc.is_object()) << "stdout must be exactly the result: " << add.out;
+  ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir.Sub("ipam.log")));
+  EXPECT_THAT(log, HasSubstr("container logged ifname net1 reserved 172.16.11.1"));
+}
+
 struct BadCase {
   std::string name;
   Env env;
