@@ -1,5 +1,6 @@
 #include "cni/macvlan/config.h"
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,8 @@ struct BadCase {
   int code;
   std::string substr;
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 
 class MacvlanConfigBadTest : public ::testing::TestWithParam<BadCase> {};
 

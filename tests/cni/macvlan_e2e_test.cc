@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <ostream>
 #include <set>
 #include <string>
 #include <thread>
@@ -559,6 +560,9 @@ struct BadInput {
   std::string substr;
 };
 
+// Keeps ctest names readable (the case name instead of a byte dump).
+void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
+
 class MalformedTest : public MacvlanE2eTest, public ::testing::WithParamInterface<BadInput> {};
 
 TEST_P(MalformedTest, FailsWithTheExpectedCode) {
@@ -728,6 +732,74 @@ TEST_F(MacvlanE2eTest, CheckDetectsAMissingRuleAndAChangedMac) {
   c = h_->Run(kMacvlan, Env("CHECK", "chk", pod, "net1"), check.dump());
   EXPECT_THAT(c.msg(), HasSubstr("has MAC 02:00:00:00:00:42"));
   EXPECT_EQ(c.exit_code, 1);
+}
+
+// ------------------------------------------------------------------- dual stack and chroot
+
+TEST_F(MacvlanE2eTest, DualStackGetsRulesAndTableEntriesPerFamily) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  std::string ns = RailHarness::NsName(pod);
+  json conf = RailConf(1, "1.1.0", data_.path());
+  conf["ipam"] = {{"type", "rdmashare-ipam"},
+                  {"dataDir", data_.path()},
+                  {"pools",
+                   {{{"subnet", "172.16.11.0/24"},
+                     {"ips", {"172.16.11.10-172.16.11.20"}},
+                     {"gateway", "172.16.11.254"}},
+                    {{"subnet", "fd00:11::/64"},
+                     {"ips", {"fd00:11::10-fd00:11::20"}},
+                     {"gateway", "fd00:11::254"}}}}};
+  PluginRun r = Add("dual", pod, "net1", conf);
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_data;
+  ASSERT_EQ(r.json["ips"].size(), 2u);
+  EXPECT_EQ(r.json["ips"][1]["address"], "fd00:11::10/64");
+  EXPECT_THAT(RailHarness::Ip(ns, "-6 rule show"), HasSubstr("1000:\tfrom fd00:11::10 lookup 100"));
+  std::string t6 = RailHarness::Ip(ns, "-6 route show table 100");
+  EXPECT_THAT(t6, HasSubstr("default via fd00:11::254 dev net1"));
+  EXPECT_THAT(t6, HasSubstr("fd00:11::/64 dev net1"));
+  EXPECT_THAT(RailHarness::Ip(ns, "-4 rule show"), HasSubstr("from 172.16.11.10 lookup 100"));
+  json check = conf;
+  check["prevResult"] = r.json;
+  PluginRun c = h_->Run(kMacvlan, Env("CHECK", "dual", pod, "net1"), check.dump());
+  EXPECT_EQ(c.exit_code, 0) << c.stdout_data;
+  ASSERT_EQ(Del("dual", pod, "net1", conf).exit_code, 0);
+  EXPECT_THAT(RailHarness::Ip(ns, "-6 rule show"), ::testing::Not(HasSubstr("lookup 100")));
+}
+
+TEST_F(MacvlanE2eTest, LogsGoToTheConfiguredFileAndStdoutHoldsOnlyJson) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  conf["master"] = "enp99s0f0np0";
+  conf["logFile"] = data_.Sub("macvlan.log");
+  PluginRun r = Add("logs", pod, "net1", conf);
+  ASSERT_TRUE(r.json.is_object()) << r.stdout_data;
+  EXPECT_EQ(r.code(), 101);
+  auto log = ReadFile(data_.Sub("macvlan.log"));
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_THAT(*log, HasSubstr("master enp99s0f0np0 does not exist"));
+}
+
+TEST_F(MacvlanE2eTest, StaticBinaryRunsInAnEmptyChroot) {
+  TempDir root;
+  RailHarness::Sh(
+      fmt::format("cp {} {}/plugin && mkdir -p {}/data", kMacvlan, root.path(), root.path()));
+  std::string version =
+      RailHarness::Sh(fmt::format("echo '{{\"cniVersion\":\"1.1.0\"}}' | env -i "
+                                  "CNI_COMMAND=VERSION /usr/sbin/chroot {} /plugin",
+                                  root.path()));
+  json v = json::parse(version, nullptr, false);
+  ASSERT_TRUE(v.is_object()) << version;
+  EXPECT_EQ(v["cniVersion"], "1.1.0");
+  // DEL without a netns needs nothing but the IPAM store: it must succeed inside the chroot.
+  json conf = RailConf(1, "1.0.0", "/data");
+  WriteTestFile(root.Sub("conf.json"), conf.dump());
+  RailHarness::Sh(
+      fmt::format("env -i CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_IFNAME=net1 CNI_PATH=/ "
+                  "/usr/sbin/chroot {0} /plugin "
+                  "< {0}/conf.json",
+                  root.path()));
 }
 
 }  // namespace
