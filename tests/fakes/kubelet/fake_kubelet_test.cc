@@ -356,7 +356,7 @@ TEST_F(FakeKubeletTest, RestartDeletesPluginSocketsButKeepsCheckpointAndOtherFil
   ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 3); }));
   const std::string checkpoint = PluginSocket("kubelet_internal_checkpoint");
   const std::string other = PluginSocket("notes.txt");
-  ASSERT_TRUE(PathExists(checkpoint));
+  ASSERT_TRUE(WaitFor([&] { return PathExists(checkpoint); }));
   WriteTestFile(other, "x");
 
   ASSERT_OK(kubelet.Restart());
@@ -397,9 +397,14 @@ TEST_F(FakeKubeletTest, CheckpointRecordsHealthyDevicesOfEachResource) {
   plugin.Start();
   ASSERT_TRUE(Register(kubelet, kResource, "p.sock").ok());
   ASSERT_TRUE(kubelet.WaitFor([](const FakeKubelet& k) { return Connected(k, kResource, 2); }));
-  ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(PluginSocket("kubelet_internal_checkpoint")));
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
-  ASSERT_FALSE(doc.is_discarded()) << text;
+  nlohmann::json doc;
+  EXPECT_TRUE(WaitFor([&] {
+    auto text = ReadFile(PluginSocket("kubelet_internal_checkpoint"));
+    if (!text.ok()) return false;
+    doc = nlohmann::json::parse(*text, nullptr, false);
+    return !doc.is_discarded();
+  }));
+  EXPECT_THAT(kubelet.registration_errors(), IsEmpty());
   EXPECT_EQ(doc["Data"]["RegisteredDevices"][kResource], nlohmann::json::array({"a", "c"}));
 }
 
