@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
@@ -119,6 +120,47 @@ absl::Status ReplaceFile(const std::string& dir, const std::string& name,
   return absl::OkStatus();
 }
 
+// Waits for the exclusive flock on `fd` for at most `timeout`. The blocking flock(2) runs in a
+// helper thread on a dup of the descriptor (same open file description, so the lock it gets is
+// ours): the kernel wakes it the moment the holder unlocks, unlike polling with LOCK_NB, which
+// leaves the lock idle between polls and serialises parallel ADDs badly. On timeout the helper
+// is abandoned; if it acquires the lock later it releases it at once.
+absl::Status WaitForFlock(int fd, const std::string& path, const std::string& network,
+                          std::chrono::milliseconds timeout) {
+  struct WaitState {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    bool abandoned ABSL_GUARDED_BY(mu) = false;
+    int err ABSL_GUARDED_BY(mu) = 0;
+  };
+  int helper_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (helper_fd < 0) return IoError("dup", path, errno);
+  auto state = std::make_shared<WaitState>();
+  std::thread([state, helper_fd] {
+    int rc;
+    do {
+      rc = ::flock(helper_fd, LOCK_EX);
+    } while (rc != 0 && errno == EINTR);
+    int err = rc == 0 ? 0 : errno;
+    absl::MutexLock lock(&state->mu);
+    if (state->abandoned && rc == 0) ::flock(helper_fd, LOCK_UN);
+    ::close(helper_fd);
+    state->done = true;
+    state->err = err;
+  }).detach();
+  absl::MutexLock lock(&state->mu);
+  state->mu.AwaitWithTimeout(absl::Condition(&state->done),
+                             absl::Milliseconds(static_cast<int64_t>(timeout.count())));
+  if (!state->done) {
+    state->abandoned = true;
+    return CniError(kTryAgainLater, fmt::format("ipam store: network {}: lock {} still held by "
+                                                "another process after {} ms",
+                                                network, path, timeout.count()));
+  }
+  if (state->err != 0) return IoError("flock", path, state->err);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Reservation ParseRecord(const std::string& ip, const std::string& content,
@@ -207,21 +249,9 @@ absl::StatusOr<std::unique_ptr<StoreLock>> LocalStore::Lock(const std::string& n
   std::string path = JoinPath(NetworkDir(network), kLockFile);
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd.valid()) return IoError("open", path, errno);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto backoff = std::chrono::microseconds(200);
-  for (;;) {
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) break;
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) return IoError("flock", path, errno);
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) {
-      return CniError(kTryAgainLater,
-                      fmt::format("ipam store: network {}: lock {} still held by another "
-                                  "process after {} ms",
-                                  network, path, timeout.count()));
-    }
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
-    backoff = std::min(backoff * 2, std::chrono::microseconds(10000));
+    RETURN_IF_ERROR(WaitForFlock(fd.get(), path, network, timeout));
   }
   return std::unique_ptr<StoreLock>(new FileLock(std::move(fd)));
 }
