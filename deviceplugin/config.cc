@@ -40,6 +40,8 @@
 //   that could never match there ("", "mellanox", "roce") are errors; duplicates are dropped with
 //   a warning; ifNames that no Linux netdev can have (> 15 bytes, '/', whitespace) are warnings.
 // includeIssm: rdmashare extension, boolean, default false (the Go plugin ignores the key).
+// mountCli: rdmashare extension, boolean, default false: Allocate also mounts the rdmashare CLI
+//   read-only into the container (so `rdmashare gid` works in any image).
 #include "deviceplugin/config.h"
 
 #include <algorithm>
@@ -78,7 +80,8 @@ constexpr size_t kMaxIfNameLength = 15;
 
 constexpr std::string_view kTopFields[] = {"periodicUpdateInterval", "configList"};
 constexpr std::string_view kEntryFields[] = {"resourceName", "resourcePrefix", "rdmaHcaMax",
-                                             "devices",      "selectors",      "includeIssm"};
+                                             "devices",      "selectors",      "includeIssm",
+                                             "mountCli"};
 constexpr std::string_view kSelectorFields[] = {"vendors", "deviceIDs", "drivers", "ifNames",
                                                 "linkTypes"};
 
@@ -492,6 +495,12 @@ absl::StatusOr<ResourceConfig> ParseEntry(const Json& v, size_t index, Warnings&
       return ctx.Error("includeIssm", fmt::format("must be a boolean, got {}", Describe(*issm)));
     }
     rc.include_issm = issm->get<bool>();
+  }
+  if (const Json* mount = fields.Get("mountCli"); mount != nullptr) {
+    if (!mount->is_boolean()) {
+      return ctx.Error("mountCli", fmt::format("must be a boolean, got {}", Describe(*mount)));
+    }
+    rc.mount_cli = mount->get<bool>();
   }
   return rc;
 }

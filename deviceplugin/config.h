@@ -50,6 +50,10 @@ struct ResourceConfig {
   // rdmashare extension "includeIssm": also inject issmN nodes (opening one makes the port an
   // SM, so it is off by default).
   bool include_issm = false;
+  // rdmashare extension "mountCli": Allocate also mounts the rdmashare CLI (rdmashare-dp's
+  // --cli-host-path) read-only at /usr/local/bin/rdmashare, so `rdmashare gid` works in any
+  // image.
+  bool mount_cli = false;
 
   // "<resource_prefix>/<resource_name>".
   std::string FullName() const { return resource_prefix + "/" + resource_name; }
@@ -57,7 +61,7 @@ struct ResourceConfig {
   bool operator==(const ResourceConfig& o) const {
     return resource_name == o.resource_name && resource_prefix == o.resource_prefix &&
            rdma_hca_max == o.rdma_hca_max && devices == o.devices && selectors == o.selectors &&
-           include_issm == o.include_issm;
+           include_issm == o.include_issm && mount_cli == o.mount_cli;
   }
 };
 

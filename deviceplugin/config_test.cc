@@ -179,6 +179,19 @@ TEST(ParseConfigTest, IncludeIssmExtensionIsRead) {
   EXPECT_TRUE(got.resources[0].include_issm);
 }
 
+TEST(ParseConfigTest, MountCliExtensionIsReadAndDefaultsOff) {
+  ASSERT_OK_AND_ASSIGN(PluginConfig got,
+                       ParseConfig(OneEntry(R"({"resourceName": "r", "rdmaHcaMax": 1,
+                                                "mountCli": true, "devices": ["ib0"]})"),
+                                   nullptr));
+  EXPECT_TRUE(got.resources[0].mount_cli);
+  ASSERT_OK_AND_ASSIGN(PluginConfig plain,
+                       ParseConfig(OneEntry(R"({"resourceName": "r", "rdmaHcaMax": 1,
+                                                "devices": ["ib0"]})"),
+                                   nullptr));
+  EXPECT_FALSE(plain.resources[0].mount_cli);
+}
+
 TEST(ParseConfigTest, DeprecatedDevicesFoldIntoIfNames) {
   ASSERT_OK_AND_ASSIGN(
       PluginConfig got,
@@ -525,6 +538,10 @@ INSTANTIATE_TEST_SUITE_P(
          E(R"({"resourceName": "r", "rdmaHcaMax": 1, "includeIssm": "true",
               "devices": ["ib0"]})"),
          {kR, "includeIssm: must be a boolean, got string \"true\""}},
+        {"MountCliNotBool",
+         E(R"({"resourceName": "r", "rdmaHcaMax": 1, "mountCli": 1,
+               "selectors": {"ifNames": ["a"]}})"),
+         {kR, "mountCli: must be a boolean, got number"}},
         {"DuplicateNameSamePrefix",
          R"({"configList": [)" + std::string(kGoodEntry) + ", " + std::string(kGoodEntry) + "]}",
          {"configList[1] (resourceName \"good\"): resourceName: duplicate of configList[0] "

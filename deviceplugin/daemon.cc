@@ -51,8 +51,8 @@ absl::Status Daemon::Start() {
                watcher_mode_ ? "plugin-watcher" : "device-plugins", options_.paths.kubelet_dir);
 
   for (const ResourceConfig& rc : options_.config.resources) {
-    pools_.push_back(
-        std::make_unique<ResourcePool>(rc, options_.paths.dev_root, options_.paths.host_dev_root));
+    pools_.push_back(std::make_unique<ResourcePool>(
+        rc, options_.paths.dev_root, options_.paths.host_dev_root, options_.cli_host_path));
   }
   ASSIGN_OR_RETURN(int changed, Rescan());
   (void)changed;

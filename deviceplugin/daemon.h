@@ -26,6 +26,8 @@ namespace rdmashare::deviceplugin {
 struct DaemonOptions {
   HostPaths paths;
   PluginConfig config;
+  // Host path of the rdmashare CLI for resources with mountCli.
+  std::string cli_host_path = "/opt/cni/bin/rdmashare";
   // Registration retry backoff while kubelet is absent or not answering.
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};

@@ -21,6 +21,9 @@ Flags:
                        paths are built from it (default: the value of --dev-root)
   --kubelet-dir DIR    kubelet state dir holding device-plugins/ and plugins_registry/
                        (default /var/lib/kubelet)
+  --cli-host-path F    host path of the rdmashare CLI, mounted read-only at
+                       /usr/local/bin/rdmashare for resources with "mountCli": true
+                       (default /opt/cni/bin/rdmashare)
   --log-level LEVEL    trace, debug, info, warn, error, off (default info)
   --validate           check the config against this node, print the result and exit
   --version            print the version and exit
@@ -30,11 +33,11 @@ Flags:
 
 absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
   DpFlags f;
-  enum Kind { kConfig, kSys, kDev, kHostDev, kKubelet, kLog };
+  enum Kind { kConfig, kSys, kDev, kHostDev, kKubelet, kLog, kCli };
   static const std::map<std::string, Kind> kValued = {
       {"config", kConfig}, {"config-file", kConfig},    {"sysfs-root", kSys},
       {"dev-root", kDev},  {"host-dev-root", kHostDev}, {"kubelet-dir", kKubelet},
-      {"log-level", kLog}};
+      {"log-level", kLog}, {"cli-host-path", kCli}};
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') {
@@ -90,6 +93,13 @@ absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
         break;
       case kLog:
         f.log_level = value;
+        break;
+      case kCli:
+        if (value[0] != '/') {
+          return absl::InvalidArgumentError(
+              fmt::format("flag --cli-host-path: '{}' is not an absolute path", value));
+        }
+        f.cli_host_path = value;
         break;
     }
   }

@@ -18,6 +18,8 @@ struct DpFlags {
   // True when --host-dev-root was given; otherwise it follows --dev-root.
   bool host_dev_root_set = false;
   std::string log_level = "info";
+  // Host path of the rdmashare CLI, mounted into containers of resources with "mountCli".
+  std::string cli_host_path = "/opt/cni/bin/rdmashare";
   bool validate = false;
   bool version = false;
   bool help = false;
@@ -25,7 +27,8 @@ struct DpFlags {
   bool operator==(const DpFlags& o) const {
     return config_path == o.config_path && paths == o.paths &&
            host_dev_root_set == o.host_dev_root_set && log_level == o.log_level &&
-           validate == o.validate && version == o.version && help == o.help;
+           cli_host_path == o.cli_host_path && validate == o.validate && version == o.version &&
+           help == o.help;
   }
 };
 

@@ -52,6 +52,7 @@ TEST(DpFlagsTest, RejectsBadInputNamingTheFlag) {
            {{"--config="}, "flag --config: empty value"},
            {{"--validate=yes"}, "flag --validate takes no value"},
            {{"stray"}, "unexpected argument 'stray'"},
+           {{"--cli-host-path", "bin/rdmashare"}, "is not an absolute path"},
        }) {
     EXPECT_THAT(ParseDpFlags(c.args),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))

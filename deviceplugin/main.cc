@@ -126,6 +126,7 @@ int Main(int argc, char** argv) {
   DaemonOptions opts;
   opts.paths = flags->paths;
   opts.config = *config;
+  opts.cli_host_path = flags->cli_host_path;
   Daemon daemon(std::move(opts), std::make_unique<rdma::SysfsDeviceScanner>(flags->paths));
   if (absl::Status st = daemon.Start(); !st.ok()) {
     spdlog::error("start failed: {}", st.message());

@@ -43,6 +43,12 @@ v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapsho
     spec->set_host_path(n.host_path);
     spec->set_permissions(n.permissions);
   }
+  if (!snapshot.cli_host_path.empty()) {
+    v1beta1::Mount* m = resp.add_mounts();
+    m->set_container_path(kCliContainerPath);
+    m->set_host_path(snapshot.cli_host_path);
+    m->set_read_only(true);
+  }
   return resp;
 }
 

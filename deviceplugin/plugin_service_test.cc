@@ -147,6 +147,19 @@ TEST_F(PluginServiceTest, AllocateReturnsDeviceSpecsPerContainer) {
   }
 }
 
+TEST(AllocateResponseTest, MountCliAddsAReadOnlyMountOfTheCli) {
+  ResourceConfig rc = Rail(2);
+  rc.mount_cli = true;
+  ResourcePool pool(rc, "/dev", "/dev", "/opt/cni/bin/rdmashare");
+  pool.Update(Inventory());
+  v1beta1::ContainerAllocateResponse resp = ToContainerAllocateResponse(*pool.Current());
+  ASSERT_EQ(resp.mounts_size(), 1);
+  EXPECT_EQ(resp.mounts(0).container_path(), "/usr/local/bin/rdmashare");
+  EXPECT_EQ(resp.mounts(0).host_path(), "/opt/cni/bin/rdmashare");
+  EXPECT_TRUE(resp.mounts(0).read_only());
+  EXPECT_EQ(resp.devices_size(), 3);
+}
+
 TEST_F(PluginServiceTest, AllocateOfUnknownIdIsInvalidArgument) {
   v1beta1::AllocateRequest req;
   req.add_container_requests()->add_devices_ids("4");

@@ -49,11 +49,13 @@ std::vector<DeviceNode> BuildDeviceNodes(const std::vector<rdma::RdmaDevice>& de
   return nodes;
 }
 
-ResourcePool::ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root)
+ResourcePool::ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root,
+                           std::string cli_host_path)
     : config_(std::move(config)),
       full_name_(config_.FullName()),
       dev_root_(std::move(dev_root)),
       host_dev_root_(std::move(host_dev_root)),
+      cli_host_path_(std::move(cli_host_path)),
       current_(std::make_shared<PoolSnapshot>()) {}
 
 bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
@@ -71,6 +73,7 @@ bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
   next->numa_nodes.assign(numa.begin(), numa.end());
   next->nodes = BuildDeviceNodes(next->devices, inventory.rdma_cm, config_.include_issm, dev_root_,
                                  host_dev_root_);
+  if (config_.mount_cli) next->cli_host_path = cli_host_path_;
 
   absl::MutexLock lock(&mu_);
   if (current_->version != 0 && current_->SameContent(*next)) return false;

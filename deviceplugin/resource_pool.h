@@ -22,6 +22,9 @@
 
 namespace rdmashare::deviceplugin {
 
+// Where the rdmashare CLI appears in containers of resources with mountCli.
+inline constexpr char kCliContainerPath[] = "/usr/local/bin/rdmashare";
+
 // A device node to inject into a container (maps to v1beta1.DeviceSpec).
 struct DeviceNode {
   std::string container_path;  // "/dev/infiniband/uverbs0"
@@ -49,11 +52,13 @@ struct PoolSnapshot {
   // Nodes Allocate injects: uverbs + umad of every usable HCA (issm when configured), rdma_cm
   // once.
   std::vector<DeviceNode> nodes;
+  // Host path of the CLI to mount read-only at kCliContainerPath; empty = no mount.
+  std::string cli_host_path;
 
   // Same content as `o` (versions aside).
   bool SameContent(const PoolSnapshot& o) const {
     return ids == o.ids && healthy == o.healthy && numa_nodes == o.numa_nodes &&
-           devices == o.devices && nodes == o.nodes;
+           devices == o.devices && nodes == o.nodes && cli_host_path == o.cli_host_path;
   }
 };
 
@@ -66,7 +71,9 @@ std::vector<DeviceNode> BuildDeviceNodes(const std::vector<rdma::RdmaDevice>& de
 
 class ResourcePool {
  public:
-  ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root);
+  // `cli_host_path`: the rdmashare CLI on the host, mounted when the config has mountCli.
+  ResourcePool(ResourceConfig config, std::string dev_root, std::string host_dev_root,
+               std::string cli_host_path = "");
 
   const ResourceConfig& config() const { return config_; }
   // "<prefix>/<name>".
@@ -97,6 +104,7 @@ class ResourcePool {
   const std::string full_name_;
   const std::string dev_root_;
   const std::string host_dev_root_;
+  const std::string cli_host_path_;
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const PoolSnapshot> current_ ABSL_GUARDED_BY(mu_);

@@ -102,6 +102,17 @@ TEST(ResourcePoolTest, IssmIsInjectedOnlyWhenConfigured) {
                                  "/dev/infiniband/issm0", "/dev/infiniband/rdma_cm"));
 }
 
+TEST(ResourcePoolTest, MountCliPublishesTheCliHostPathOnlyWhenConfigured) {
+  ResourceConfig rc = Rail("r", "enp11s0f0np0");
+  ResourcePool plain(rc, "/dev", "/dev", "/opt/cni/bin/rdmashare");
+  plain.Update(TwoRails());
+  EXPECT_EQ(plain.Current()->cli_host_path, "");
+  rc.mount_cli = true;
+  ResourcePool with(rc, "/dev", "/dev", "/opt/cni/bin/rdmashare");
+  with.Update(TwoRails());
+  EXPECT_EQ(with.Current()->cli_host_path, "/opt/cni/bin/rdmashare");
+}
+
 TEST(ResourcePoolTest, HostPathsAreBuiltFromHostDevRoot) {
   rdma::NodeInventory inv;
   inv.devices = {TestHca(0, "enp11s0f0np0", 0, "/host/dev")};

@@ -118,6 +118,27 @@ TEST_F(DpE2eTest, HostDevRootBuildsHostPaths) {
   EXPECT_EQ(resp.container_responses(0).devices(0).host_path(), "/dev/infiniband/uverbs2");
 }
 
+TEST_F(DpE2eTest, MountCliMountsTheCliReadOnlyForResourcesThatAskForIt) {
+  ASSERT_OK(env_.WriteConfig(R"({"configList": [
+    {"resourcePrefix": "spidernet.io", "resourceName": "shared_cx5_gpu1", "rdmaHcaMax": 100,
+     "mountCli": true, "selectors": {"ifNames": ["enp11s0f0np0"]}},
+    {"resourcePrefix": "spidernet.io", "resourceName": "shared_cx5_gpu2", "rdmaHcaMax": 100,
+     "selectors": {"ifNames": ["enp12s0f0np0"]}}]})"));
+  ASSERT_OK(env_.StartKubelet());
+  ASSERT_OK(env_.StartDaemon({"--cli-host-path", "/usr/lib/rdmashare/rdmashare"}));
+  ASSERT_TRUE(
+      env_.WaitForResources({"spidernet.io/shared_cx5_gpu1", "spidernet.io/shared_cx5_gpu2"}, 100));
+  ASSERT_OK_AND_ASSIGN(v1beta1::AllocateResponse with,
+                       env_.kubelet().Allocate("spidernet.io/shared_cx5_gpu1", {{"0"}}));
+  ASSERT_EQ(with.container_responses(0).mounts_size(), 1);
+  EXPECT_EQ(with.container_responses(0).mounts(0).container_path(), "/usr/local/bin/rdmashare");
+  EXPECT_EQ(with.container_responses(0).mounts(0).host_path(), "/usr/lib/rdmashare/rdmashare");
+  EXPECT_TRUE(with.container_responses(0).mounts(0).read_only());
+  ASSERT_OK_AND_ASSIGN(v1beta1::AllocateResponse without,
+                       env_.kubelet().Allocate("spidernet.io/shared_cx5_gpu2", {{"0"}}));
+  EXPECT_EQ(without.container_responses(0).mounts_size(), 0);
+}
+
 TEST_F(DpE2eTest, KubeletRestartIsFollowedByReRegistrationWithinOneSecond) {
   ASSERT_OK(env_.StartKubelet());
   ASSERT_OK(env_.StartDaemon());
