@@ -145,7 +145,7 @@ absl::StatusOr<std::vector<Reservation>> LoadLive(IpamStore* store, const std::s
   ASSIGN_OR_RETURN(std::vector<Reservation> all, store->List(network));
   std::vector<Reservation> live;
   for (Reservation& r : all) {
-    if (r.error.empty() && r.quarantined() && r.quarantine_until <= now) {
+    if (r.error.empty() && !r.foreign && r.quarantined() && r.quarantine_until <= now) {
       spdlog::info("ipam: network={} ip={} quarantine expired, releasing", network, r.ip);
       RETURN_IF_ERROR(store->Release(network, r.ip));
       continue;
@@ -392,7 +392,7 @@ absl::Status Allocator::Gc(const IpamArgs& args, const IpamConfig& conf,
       spdlog::warn("ipam GC: network={} keeping unreadable record: {}", args.network_name, r.error);
       continue;
     }
-    if (r.quarantined()) continue;
+    if (r.quarantined() || r.foreign) continue;
     bool in_use = r.ifname.empty() ? keep_ids.count(r.container_id) != 0
                                    : keep.count(Attachment{r.container_id, r.ifname}) != 0;
     if (in_use) continue;
@@ -418,6 +418,12 @@ absl::Status Allocator::Quarantine(const IpamArgs& args, const IpamConfig& conf,
   for (const Reservation& r : all) {
     if (r.ip != ip->ToString()) continue;
     if (!r.error.empty()) return CniError(kStoreCorrupt, "ipam quarantine: " + r.error);
+    if (r.foreign) {
+      return CniError(kAddressInUse,
+                      fmt::format("ipam quarantine: network {}: {} is reserved by node {} "
+                                  "(network {}), not by this node",
+                                  args.network_name, r.ip, r.node, r.owner_network));
+    }
     if (!r.quarantined() && !r.OwnedBy(args.container_id, args.ifname)) {
       return CniError(kAddressInUse,
                       fmt::format("ipam quarantine: network {}: {} is reserved by container {} "

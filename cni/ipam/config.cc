@@ -1,5 +1,7 @@
 #include "cni/ipam/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <sstream>
 
@@ -184,6 +186,45 @@ bool Overlaps(const AddrRange& a, const AddrRange& b) {
   return a.subnet.family() == b.subnet.family() && a.start <= b.end && b.start <= a.end;
 }
 
+absl::Status ParseStore(const json& store, StoreConfig* out) {
+  if (!store.is_object()) return Bad("\"store\" must be an object");
+  ASSIGN_OR_RETURN(std::string type, OptString(store, "type", "store."));
+  if (type.empty()) return Bad("store.type is required (\"local\" or \"etcd\")");
+  if (type != "local" && type != "etcd") {
+    return Bad(fmt::format("store.type '{}' is unknown (\"local\" or \"etcd\")", type));
+  }
+  out->type = type;
+  if (type == "local") return absl::OkStatus();
+  auto eps = store.find("endpoints");
+  if (eps == store.end() || !eps->is_array() || eps->empty()) {
+    return Bad("store.endpoints must be a non-empty array of strings for the etcd store");
+  }
+  for (const json& e : *eps) {
+    if (!e.is_string() || e.get<std::string>().empty()) {
+      return Bad("store.endpoints must be a non-empty array of strings for the etcd store");
+    }
+    out->endpoints.push_back(e.get<std::string>());
+  }
+  ASSIGN_OR_RETURN(std::string prefix, OptString(store, "prefix", "store."));
+  if (!prefix.empty()) {
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    out->prefix = prefix;
+  }
+  for (auto [key, field] : {std::make_pair("dialTimeoutMs", &out->dial_timeout),
+                            std::make_pair("requestTimeoutMs", &out->request_timeout)}) {
+    auto it = store.find(key);
+    if (it == store.end()) continue;
+    if (!it->is_number_integer() || it->get<long long>() <= 0 || it->get<long long>() > 600000) {
+      return Bad(fmt::format("store.{} must be an integer in 1..600000", key));
+    }
+    *field = std::chrono::milliseconds(it->get<long long>());
+  }
+  if (auto it = store.find("tls"); it != store.end() && !it->is_null()) {
+    return Bad("store.tls is not supported by this build of rdmashare-ipam (plain http only)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string AddrRange::ToString() const {
@@ -359,7 +400,48 @@ absl::StatusOr<IpamConfig> ParseIpamConfig(const json& ipam, const std::string& 
   }
   ASSIGN_OR_RETURN(conf.log_file, OptString(ipam, "logFile", ""));
   ASSIGN_OR_RETURN(conf.log_level, OptString(ipam, "logLevel", ""));
+  ASSIGN_OR_RETURN(conf.pool, OptString(ipam, "pool", ""));
+  ASSIGN_OR_RETURN(conf.node_name, OptString(ipam, "nodeName", ""));
+  ASSIGN_OR_RETURN(std::string node_file, OptString(ipam, "nodeNameFile", ""));
+  if (!node_file.empty()) conf.node_name_file = node_file;
+  if (auto it = ipam.find("store"); it != ipam.end() && !it->is_null()) {
+    RETURN_IF_ERROR(ParseStore(*it, &conf.store));
+  }
   return conf;
+}
+
+absl::StatusOr<std::string> ResolveNodeName(const IpamConfig& conf) {
+  auto valid = [](const std::string& n) {
+    bool ok = !n.empty() && n.size() <= 253;
+    for (char c : n) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_');
+    }
+    return ok;
+  };
+  std::string name = conf.node_name, source = "nodeName";
+  if (name.empty() && !conf.node_name_file.empty() && PathExists(conf.node_name_file)) {
+    auto text = ReadFile(conf.node_name_file);
+    if (!text.ok()) {
+      return Bad(fmt::format("node-name file {} cannot be read: {}", conf.node_name_file,
+                             text.status().message()));
+    }
+    name = text->substr(0, text->find('\n'));
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    source = "node-name file " + conf.node_name_file;
+  }
+  if (name.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+      return Bad("no nodeName, no node-name file and gethostname failed");
+    }
+    name = host;
+    source = "host name";
+  }
+  if (!valid(name)) {
+    return Bad(
+        fmt::format("node name '{}' (from {}) must match [A-Za-z0-9_.-]{{1,253}}", name, source));
+  }
+  return name;
 }
 
 }  // namespace rdmashare::cni::ipam

@@ -49,6 +49,20 @@ struct Pool {
   std::string ToString() const;
 };
 
+// ipam "store": where reservations live.
+struct StoreConfig {
+  // "local" (default, LocalStore under dataDir) or "etcd".
+  std::string type = "local";
+  // etcd: endpoints tried in turn, key prefix, timeouts (see etcd_client.h / etcd_store.h).
+  std::vector<std::string> endpoints;
+  std::string prefix = "/rdmashare/ipam";
+  std::chrono::milliseconds dial_timeout{2000};
+  std::chrono::milliseconds request_timeout{5000};
+};
+
+// Default node-name file (read when "nodeName" is absent; else the host name is used).
+inline constexpr char kDefaultNodeNameFile[] = "/etc/rdmashare/nodename";
+
 struct IpamConfig {
   std::vector<Pool> pools;
   std::vector<Route> routes;
@@ -60,7 +74,16 @@ struct IpamConfig {
   bool fsync = true;
   std::string log_file;
   std::string log_level;
+  StoreConfig store;
+  // Pool id in a shared store ("pool"; empty = the network name).
+  std::string pool;
+  // "nodeName" / "nodeNameFile" (resolved by ResolveNodeName).
+  std::string node_name;
+  std::string node_name_file = kDefaultNodeNameFile;
 };
+
+// The node name: conf.node_name, else the first line of conf.node_name_file, else the host name.
+absl::StatusOr<std::string> ResolveNodeName(const IpamConfig& conf);
 
 // Parses the "ipam" object. `data_dir_default` is used when "dataDir" is absent. resolvConf
 // (when set) is read from disk into `dns`.

@@ -1,5 +1,7 @@
 #include "cni/ipam/config.h"
 
+#include <unistd.h>
+
 #include "cni/protocol/error.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
@@ -124,6 +126,47 @@ TEST(ParseIpamConfigTest, HostLocalLegacySingleRange) {
   EXPECT_EQ(conf.pools[0].ranges[0].gateway.ToString(), "10.3.0.1");
 }
 
+TEST(ParseIpamConfigTest, EtcdStoreSettings) {
+  auto conf = ParseIpamConfig(json::parse(
+      R"({"subnet":"10.0.0.0/24","pool":"gpu1-net11","nodeName":"worker1",
+          "store":{"type":"etcd","endpoints":["127.0.0.1:2379","10.0.0.2:2379"],
+                   "prefix":"/x/","dialTimeoutMs":100,"requestTimeoutMs":900}})"));
+  ASSERT_TRUE(conf.ok()) << conf.status();
+  EXPECT_EQ(conf->store.type, "etcd");
+  EXPECT_THAT(conf->store.endpoints, ElementsAre("127.0.0.1:2379", "10.0.0.2:2379"));
+  EXPECT_EQ(conf->store.prefix, "/x");
+  EXPECT_EQ(conf->store.dial_timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(conf->store.request_timeout, std::chrono::milliseconds(900));
+  EXPECT_EQ(conf->pool, "gpu1-net11");
+  auto node = ResolveNodeName(*conf);
+  ASSERT_TRUE(node.ok());
+  EXPECT_EQ(*node, "worker1");
+}
+
+TEST(ParseIpamConfigTest, StoreDefaultsToLocal) {
+  auto conf = ParseIpamConfig(json::parse(R"({"subnet":"10.0.0.0/24"})"));
+  ASSERT_TRUE(conf.ok());
+  EXPECT_EQ(conf->store.type, "local");
+}
+
+TEST(ResolveNodeNameTest, FallsBackToHostName) {
+  IpamConfig conf;
+  conf.node_name_file = "/nonexistent/nodename";
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  auto node = ResolveNodeName(conf);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(*node, host);
+}
+
+TEST(ResolveNodeNameTest, RejectsInvalidNodeName) {
+  IpamConfig conf;
+  conf.node_name = "a/b";
+  auto node = ResolveNodeName(conf);
+  EXPECT_EQ(CniCode(node.status()), kInvalidNetworkConfig);
+  EXPECT_THAT(node.status().message(), HasSubstr("node name 'a/b' (from nodeName)"));
+}
+
 TEST(ParseIpamConfigTest, ResolvConfIsRead) {
   testing::TempDir dir;
   testing::WriteTestFile(dir.Sub("resolv.conf"),
@@ -225,7 +268,32 @@ INSTANTIATE_TEST_SUITE_P(
                       "\"fsync\" must be a boolean"},
         BadConfigCase{"MissingResolvConf",
                       R"({"subnet":"10.0.0.0/24","resolvConf":"/nonexistent/resolv.conf"})",
-                      "resolvConf /nonexistent/resolv.conf cannot be read"}),
+                      "resolvConf /nonexistent/resolv.conf cannot be read"},
+        BadConfigCase{"StoreNotObject", R"({"subnet":"10.0.0.0/24","store":"etcd"})",
+                      "\"store\" must be an object"},
+        BadConfigCase{"StoreWithoutType", R"({"subnet":"10.0.0.0/24","store":{}})",
+                      "store.type is required"},
+        BadConfigCase{"StoreUnknownType", R"({"subnet":"10.0.0.0/24","store":{"type":"redis"}})",
+                      "store.type 'redis' is unknown"},
+        BadConfigCase{"EtcdWithoutEndpoints", R"({"subnet":"10.0.0.0/24","store":{"type":"etcd"}})",
+                      "store.endpoints must be a non-empty array"},
+        BadConfigCase{"EtcdEndpointNotString",
+                      R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":[1]}})",
+                      "store.endpoints must be a non-empty array"},
+        BadConfigCase{
+            "EtcdBadDialTimeout",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"dialTimeoutMs":-1}})",
+            "store.dialTimeoutMs must be an integer"},
+        BadConfigCase{
+            "EtcdBadRequestTimeout",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"requestTimeoutMs":"5"}})",
+            "store.requestTimeoutMs must be an integer"},
+        BadConfigCase{
+            "EtcdTls",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/x"}}})",
+            "store.tls is not supported"},
+        BadConfigCase{"PoolNotString", R"({"subnet":"10.0.0.0/24","pool":5})",
+                      "\"pool\" must be a string"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -1,14 +1,22 @@
 #include "cni/ipam/ipam.h"
 
 #include <chrono>
+#include <memory>
 
 #include "cni/ipam/allocator.h"
 #include "cni/ipam/config.h"
+#include "cni/ipam/etcd_store.h"
 #include "cni/ipam/local_store.h"
+#include "cni/protocol/error.h"
+#include "common/files.h"
 #include "common/status_macros.h"
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
 
 namespace rdmashare::cni::ipam {
 namespace {
+
+using nlohmann::json;
 
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -16,41 +24,140 @@ int64_t UnixNow() {
       .count();
 }
 
-// Runs `fn(allocator, conf)` over a LocalStore at the config's dataDir.
+// Everything one invocation needs: the parsed config, the store and the arguments as the
+// allocator sees them (network_name = the store key: the pool id for shared stores).
+struct Session {
+  IpamConfig conf;
+  std::unique_ptr<EtcdClient> client;
+  std::unique_ptr<IpamStore> store;
+  IpamArgs args;
+  std::string journal_dir;  // etcd only
+};
+
+absl::StatusOr<Session> Open(const IpamArgs& args) {
+  Session s;
+  ASSIGN_OR_RETURN(s.conf, ParseIpamConfig(args.ipam_conf));
+  s.args = args;
+  if (s.conf.store.type != "etcd") {
+    s.store = std::make_unique<LocalStore>(s.conf.data_dir, s.conf.fsync);
+    return s;
+  }
+  ASSIGN_OR_RETURN(std::string node, ResolveNodeName(s.conf));
+  EtcdOptions opts;
+  opts.endpoints = s.conf.store.endpoints;
+  opts.dial_timeout = s.conf.store.dial_timeout;
+  opts.request_timeout = s.conf.store.request_timeout;
+  ASSIGN_OR_RETURN(s.client, EtcdClient::Create(opts));
+  std::string pool = s.conf.pool.empty() ? args.network_name : s.conf.pool;
+  s.args.network_name = pool;
+  s.store = std::make_unique<EtcdStore>(s.client.get(), s.conf.store.prefix, node,
+                                        args.network_name, s.conf.data_dir);
+  s.journal_dir = JoinPath(JoinPath(s.conf.data_dir, pool), "etcd-journal");
+  return s;
+}
+
+std::string JournalName(const IpamArgs& args) {
+  return fmt::format("{}.{}.{}", args.network_name, args.container_id, args.ifname);
+}
+
+// Releases journaled DELs whose etcd call failed earlier. Stops at the first unreachable etcd.
+absl::Status FlushJournal(Session& s, const Allocator& allocator) {
+  if (s.journal_dir.empty() || !PathExists(s.journal_dir)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(s.journal_dir));
+  for (const std::string& name : names) {
+    if (name.empty() || name[0] == '.') continue;
+    std::string path = JoinPath(s.journal_dir, name);
+    auto text = ReadFile(path);
+    if (!text.ok()) continue;
+    json j = json::parse(*text, nullptr, false);
+    IpamArgs owner = s.args;
+    bool ok = j.is_object() && j.value("containerID", json()).is_string() &&
+              j.value("ifname", json()).is_string() && j.value("network", json()).is_string();
+    if (ok) {
+      owner.container_id = j["containerID"].get<std::string>();
+      owner.ifname = j["ifname"].get<std::string>();
+      // Journal entries of another network sharing the pool are flushed by that network's
+      // invocations (its records are foreign to this store).
+      if (j["network"].get<std::string>() != static_cast<EtcdStore*>(s.store.get())->network()) {
+        continue;
+      }
+    }
+    if (ok) {
+      absl::Status st = allocator.Del(owner, s.conf);
+      if (IsEtcdUnreachable(st)) return st;
+      if (!st.ok()) {
+        spdlog::error("ipam: journal entry {}: release failed: {}", path, st.message());
+        continue;
+      }
+      spdlog::info("ipam: pool={} journaled release of container {} ifname {} flushed",
+                   s.args.network_name, owner.container_id, owner.ifname);
+    } else {
+      spdlog::error("ipam: journal entry {} is malformed; dropping it", path);
+    }
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::error("ipam: cannot remove journal entry {}: {}", path, strerror(errno));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs `fn(allocator, session)` over the configured store, flushing the DEL journal first.
 template <typename Fn>
 auto WithAllocator(const IpamArgs& args, Fn fn)
-    -> decltype(fn(std::declval<Allocator&>(), std::declval<IpamConfig&>())) {
-  ASSIGN_OR_RETURN(IpamConfig conf, ParseIpamConfig(args.ipam_conf));
-  LocalStore store(conf.data_dir, conf.fsync);
-  Allocator allocator(&store, UnixNow);
-  return fn(allocator, conf);
+    -> decltype(fn(std::declval<Allocator&>(), std::declval<Session&>())) {
+  ASSIGN_OR_RETURN(Session s, Open(args));
+  Allocator allocator(s.store.get(), UnixNow);
+  absl::Status flushed = FlushJournal(s, allocator);
+  if (!flushed.ok()) spdlog::warn("ipam: journal not flushed: {}", flushed.message());
+  return fn(allocator, s);
 }
 
 }  // namespace
 
 absl::StatusOr<Result> IpamAdd(const IpamArgs& args) {
-  return WithAllocator(args, [&](Allocator& a, IpamConfig& c) { return a.Add(args, c); });
+  return WithAllocator(args, [&](Allocator& a, Session& s) { return a.Add(s.args, s.conf); });
 }
 
 absl::Status IpamDel(const IpamArgs& args) {
-  return WithAllocator(args, [&](Allocator& a, IpamConfig& c) { return a.Del(args, c); });
+  return WithAllocator(args, [&](Allocator& a, Session& s) -> absl::Status {
+    absl::Status st = a.Del(s.args, s.conf);
+    if (s.journal_dir.empty() || !IsEtcdUnreachable(st)) return st;
+    // etcd is down: a DEL must not leave the pod stuck. Record the release; the next
+    // invocation or GC that reaches etcd performs it (only if still held by this owner).
+    json entry = {{"network", args.network_name},
+                  {"containerID", args.container_id},
+                  {"ifname", args.ifname},
+                  {"time", UnixNow()}};
+    RETURN_IF_ERROR(MakeDirs(s.journal_dir, 0700));
+    absl::Status w =
+        WriteFileAtomic(JoinPath(s.journal_dir, JournalName(args)), entry.dump(), 0600);
+    if (!w.ok()) {
+      return CniError(kIoFailure, fmt::format("ipam DEL: etcd unreachable ({}) and the release "
+                                              "cannot be journaled: {}",
+                                              st.message(), w.message()));
+    }
+    spdlog::warn("ipam: pool={} DEL of container {} ifname {} journaled: {}", s.args.network_name,
+                 args.container_id, args.ifname, st.message());
+    return absl::OkStatus();
+  });
 }
 
 absl::Status IpamCheck(const IpamArgs& args, const Result& prev) {
-  return WithAllocator(args, [&](Allocator& a, IpamConfig& c) { return a.Check(args, c, prev); });
+  return WithAllocator(args,
+                       [&](Allocator& a, Session& s) { return a.Check(s.args, s.conf, prev); });
 }
 
 absl::Status IpamGc(const IpamArgs& args, const std::vector<Attachment>& valid) {
-  return WithAllocator(args, [&](Allocator& a, IpamConfig& c) { return a.Gc(args, c, valid); });
+  return WithAllocator(args, [&](Allocator& a, Session& s) { return a.Gc(s.args, s.conf, valid); });
 }
 
 absl::Status IpamQuarantine(const IpamArgs& args, const std::string& ip) {
   return WithAllocator(args,
-                       [&](Allocator& a, IpamConfig& c) { return a.Quarantine(args, c, ip); });
+                       [&](Allocator& a, Session& s) { return a.Quarantine(s.args, s.conf, ip); });
 }
 
 absl::Status IpamStatus(const IpamArgs& args) {
-  return WithAllocator(args, [&](Allocator& a, IpamConfig& c) { return a.Status(args, c); });
+  return WithAllocator(args, [&](Allocator& a, Session& s) { return a.Status(s.args, s.conf); });
 }
 
 }  // namespace rdmashare::cni::ipam

@@ -1,6 +1,6 @@
 // IpamStore: where reservations live. One interface, small on purpose: the local file backend
-// (LocalStore, host-local's on-disk layout) is the default; an etcd backend comes later; tests
-// use FakeStore.
+// (LocalStore, host-local's on-disk layout) is the default; EtcdStore keeps pools shared by
+// several nodes in etcd; tests use FakeStore.
 //
 // Threading/ownership: a store object may be shared by threads. Callers take the network's lock
 // with Lock() (also excludes other processes for LocalStore) and hold the returned StoreLock
@@ -33,6 +33,11 @@ struct Reservation {
   std::string pod_namespace, pod_name, pod_uid;
   // Unix seconds after which a quarantine ends (owner kQuarantineOwner only).
   int64_t quarantine_until = 0;
+  // Shared stores (EtcdStore): the node and network that made the reservation. `foreign` is set
+  // by the store when either differs from the caller's: such records count as taken but are
+  // never owned, released, garbage-collected or expired by this caller.
+  std::string node, owner_network;
+  bool foreign = false;
   // Non-empty when the record could not be read: the address counts as taken and the message
   // names the file and the problem.
   std::string error;
@@ -41,12 +46,13 @@ struct Reservation {
   // True when this reservation belongs to (container_id, ifname); legacy records (no ifname)
   // match on the container id alone, like host-local.
   bool OwnedBy(const std::string& id, const std::string& if_name) const {
-    return error.empty() && container_id == id && (ifname.empty() || ifname == if_name);
+    return error.empty() && !foreign && container_id == id && (ifname.empty() || ifname == if_name);
   }
   bool operator==(const Reservation& o) const {
     return ip == o.ip && container_id == o.container_id && ifname == o.ifname && netns == o.netns &&
            pod_namespace == o.pod_namespace && pod_name == o.pod_name && pod_uid == o.pod_uid &&
-           quarantine_until == o.quarantine_until && error == o.error;
+           quarantine_until == o.quarantine_until && error == o.error && node == o.node &&
+           owner_network == o.owner_network && foreign == o.foreign;
   }
 };
 

@@ -1,0 +1,153 @@
+#include "cni/ipam/etcd_store.h"
+
+#include "cni/protocol/error.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+
+namespace rdmashare::cni::ipam {
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+std::string EncodeEtcdRecord(const Reservation& r) {
+  json j = {
+      {"node", r.node},        {"network", r.owner_network}, {"containerID", r.container_id},
+      {"ifname", r.ifname},    {"netns", r.netns},           {"podNamespace", r.pod_namespace},
+      {"podName", r.pod_name}, {"podUID", r.pod_uid}};
+  if (r.quarantined()) j["quarantineUntil"] = r.quarantine_until;
+  return j.dump();
+}
+
+EtcdStore::EtcdStore(EtcdClient* client, std::string prefix, std::string node, std::string network,
+                     std::string lock_dir)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      node_(std::move(node)),
+      network_(std::move(network)),
+      locks_(std::move(lock_dir), /*durable=*/false) {}
+
+std::string EtcdStore::IpsPrefix(const std::string& pool) const {
+  return fmt::format("{}/pools/{}/ips/", prefix_, pool);
+}
+
+std::string EtcdStore::IpKey(const std::string& pool, const std::string& ip) const {
+  return IpsPrefix(pool) + ip;
+}
+
+absl::StatusOr<std::unique_ptr<StoreLock>> EtcdStore::Lock(const std::string& pool,
+                                                           std::chrono::milliseconds timeout) {
+  return locks_.Lock(pool, timeout);
+}
+
+Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
+  Reservation r;
+  r.ip = ip;
+  json j = json::parse(kv.value, nullptr, false);
+  if (!j.is_object() || Str(j, "containerID").empty()) {
+    r.error =
+        fmt::format("etcd record {} is not a reservation: '{}'", kv.key, kv.value.substr(0, 100));
+    return r;
+  }
+  r.node = Str(j, "node");
+  r.owner_network = Str(j, "network");
+  r.container_id = Str(j, "containerID");
+  r.ifname = Str(j, "ifname");
+  r.netns = Str(j, "netns");
+  r.pod_namespace = Str(j, "podNamespace");
+  r.pod_name = Str(j, "podName");
+  r.pod_uid = Str(j, "podUID");
+  if (auto it = j.find("quarantineUntil"); it != j.end() && it->is_number_integer()) {
+    r.quarantine_until = it->get<int64_t>();
+  }
+  r.foreign = r.node != node_ || r.owner_network != network_;
+  return r;
+}
+
+absl::StatusOr<std::vector<Reservation>> EtcdStore::List(const std::string& pool) {
+  std::string prefix = IpsPrefix(pool);
+  ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, client_->RangePrefix(prefix));
+  std::vector<Reservation> out;
+  absl::MutexLock lock(&mu_);
+  for (const KeyValue& kv : kvs) {
+    revisions_[kv.key] = kv.mod_revision;
+    out.push_back(Decode(kv.key.substr(prefix.size()), kv));
+  }
+  return out;
+}
+
+absl::StatusOr<bool> EtcdStore::Reserve(const std::string& pool, const Reservation& r) {
+  Reservation rec = r;
+  rec.node = node_;
+  rec.owner_network = network_;
+  std::string key = IpKey(pool, r.ip);
+  ASSIGN_OR_RETURN(std::optional<int64_t> rev, client_->CreateIfAbsent(key, EncodeEtcdRecord(rec)));
+  if (!rev.has_value()) return false;
+  absl::MutexLock lock(&mu_);
+  revisions_[key] = *rev;
+  return true;
+}
+
+absl::Status EtcdStore::Release(const std::string& pool, const std::string& ip) {
+  std::string key = IpKey(pool, ip);
+  int64_t rev = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = revisions_.find(key); it != revisions_.end()) rev = it->second;
+  }
+  if (rev == 0) {
+    ASSIGN_OR_RETURN(std::optional<KeyValue> kv, client_->Get(key));
+    if (!kv.has_value()) return absl::OkStatus();
+    Reservation r = Decode(ip, *kv);
+    if (r.foreign) {
+      return absl::FailedPreconditionError(
+          fmt::format("etcd store: pool {}: {} belongs to node {} network {}, not to "
+                      "node {} network {}; not releasing it",
+                      pool, ip, r.node, r.owner_network, node_, network_));
+    }
+    rev = kv->mod_revision;
+  }
+  ASSIGN_OR_RETURN(bool deleted, client_->DeleteIfUnchanged(key, rev));
+  absl::MutexLock lock(&mu_);
+  revisions_.erase(key);
+  (void)deleted;  // false: it changed hands or is gone; either way it is no longer ours
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> EtcdStore::LastReserved(const std::string& pool, int pool_index) {
+  ASSIGN_OR_RETURN(std::optional<KeyValue> kv,
+                   client_->Get(fmt::format("{}/pools/{}/nodes/{}/last_reserved/{}", prefix_, pool,
+                                            node_, pool_index)));
+  return kv.has_value() ? kv->value : std::string();
+}
+
+absl::Status EtcdStore::SetLastReserved(const std::string& pool, int pool_index,
+                                        const std::string& ip) {
+  return client_
+      ->Put(fmt::format("{}/pools/{}/nodes/{}/last_reserved/{}", prefix_, pool, node_, pool_index),
+            ip)
+      .status();
+}
+
+absl::StatusOr<int> ReleaseNode(EtcdClient* client, const std::string& prefix,
+                                const std::string& pool, const std::string& node) {
+  std::string ips = fmt::format("{}/pools/{}/ips/", prefix, pool);
+  ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, client->RangePrefix(ips));
+  int released = 0;
+  for (const KeyValue& kv : kvs) {
+    json j = json::parse(kv.value, nullptr, false);
+    if (!j.is_object() || Str(j, "node") != node) continue;
+    ASSIGN_OR_RETURN(bool deleted, client->DeleteIfUnchanged(kv.key, kv.mod_revision));
+    if (deleted) ++released;
+  }
+  return released;
+}
+
+}  // namespace rdmashare::cni::ipam

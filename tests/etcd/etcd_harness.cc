@@ -1,0 +1,128 @@
+#include "tests/etcd/etcd_harness.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "cni/ipam/etcd_client.h"
+#include "common/testing/wait.h"
+#include "fmt/format.h"
+
+namespace rdmashare::testing {
+
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    socklen_t len = sizeof(a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+EtcdCluster::EtcdCluster(int members) {
+  for (int i = 0; i < members; ++i) {
+    Member m;
+    m.name = fmt::format("m{}", i);
+    m.client_port = FreeLoopbackPort();
+    m.peer_port = FreeLoopbackPort();
+    members_.push_back(std::move(m));
+  }
+  ok_ = true;
+  for (int i = 0; i < members; ++i) ok_ = Start(i, true) && ok_;
+  for (int i = 0; ok_ && i < members; ++i) {
+    ok_ = WaitFor([&] { return Serving(i, 500); }, std::chrono::seconds(30));
+  }
+}
+
+EtcdCluster::~EtcdCluster() {
+  for (int i = 0; i < size(); ++i) Kill(i);
+}
+
+std::vector<std::string> EtcdCluster::Endpoints() const {
+  std::vector<std::string> out;
+  for (const Member& m : members_) out.push_back(fmt::format("127.0.0.1:{}", m.client_port));
+  return out;
+}
+
+bool EtcdCluster::Start(int i, bool new_cluster) {
+  Member& m = members_[i];
+  std::string initial;
+  for (const Member& o : members_) {
+    if (!initial.empty()) initial += ",";
+    initial += fmt::format("{}=http://127.0.0.1:{}", o.name, o.peer_port);
+  }
+  Subprocess::Options o;
+  o.argv = {kEtcdBinary,
+            "--name",
+            m.name,
+            "--data-dir",
+            dir_.Sub(m.name),
+            "--listen-client-urls",
+            fmt::format("http://127.0.0.1:{}", m.client_port),
+            "--advertise-client-urls",
+            fmt::format("http://127.0.0.1:{}", m.client_port),
+            "--listen-peer-urls",
+            fmt::format("http://127.0.0.1:{}", m.peer_port),
+            "--initial-advertise-peer-urls",
+            fmt::format("http://127.0.0.1:{}", m.peer_port),
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-state",
+            new_cluster ? "new" : "existing",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+            "--log-level",
+            "error"};
+  o.work_dir = dir_.path();
+  m.proc = std::make_unique<Subprocess>(o);
+  return m.proc->Start();
+}
+
+void EtcdCluster::Kill(int i) {
+  Member& m = members_[i];
+  if (m.proc && m.proc->running()) {
+    m.proc->Signal(SIGKILL);
+    m.proc->Wait(std::chrono::seconds(10));
+  }
+  m.proc.reset();
+}
+
+bool EtcdCluster::Restart(int i) {
+  Kill(i);
+  if (!Start(i, false)) return false;
+  return WaitFor([&] { return Serving(i, 500); }, std::chrono::seconds(30));
+}
+
+bool EtcdCluster::RestartAll() {
+  bool ok = true;
+  for (int i = 0; i < size(); ++i) {
+    Kill(i);
+    ok = Start(i, false) && ok;
+  }
+  for (int i = 0; ok && i < size(); ++i) {
+    ok = WaitFor([&] { return Serving(i, 500); }, std::chrono::seconds(30));
+  }
+  return ok;
+}
+
+bool EtcdCluster::Serving(int i, int timeout_ms) const {
+  cni::ipam::EtcdOptions o;
+  o.endpoints = {fmt::format("127.0.0.1:{}", members_[i].client_port)};
+  o.dial_timeout = std::chrono::milliseconds(timeout_ms);
+  o.request_timeout = std::chrono::milliseconds(timeout_ms);
+  auto client = cni::ipam::EtcdClient::Create(o);
+  return client.ok() && (*client)->Get("/health-probe").ok();
+}
+
+}  // namespace rdmashare::testing
