@@ -1,0 +1,130 @@
+// Drives the real `rdmashare` binary: help, version, usage errors and exit codes of the commands
+// on fake nodes.
+#include "common/testing/subprocess.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/cli/cli.h"
+#include "tools/cli/test_util.h"
+
+namespace rdmashare::cli {
+namespace {
+
+using ::rdmashare::cli::testing::Concat;
+using ::rdmashare::cli::testing::TestNode;
+using ::rdmashare::testing::RunResult;
+using ::testing::HasSubstr;
+
+RunResult RunCliBinary(const std::vector<std::string>& args, const std::string& work_dir = "/tmp") {
+  rdmashare::testing::Subprocess::Options opts;
+  opts.argv = Concat({RS_CLI_BIN}, args);
+  opts.work_dir = work_dir;
+  return rdmashare::testing::RunProgram(opts);
+}
+
+TEST(BinaryTest, VersionPrintsTheProjectVersion) {
+  RunResult r = RunCliBinary({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "rdmashare " RDMASHARE_VERSION "\n");
+}
+
+TEST(BinaryTest, HelpListsEveryCommand) {
+  RunResult r = RunCliBinary({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"doctor", "devices", "rails", "gid", "capture", "--sysfs-root"}) {
+    EXPECT_THAT(r.out, HasSubstr(cmd));
+  }
+}
+
+TEST(BinaryTest, EachCommandHasHelp) {
+  for (const char* cmd : {"doctor", "devices", "rails", "gid", "capture"}) {
+    RunResult r = RunCliBinary({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_THAT(r.out, HasSubstr(std::string("usage: rdmashare ") + cmd)) << cmd;
+  }
+}
+
+TEST(BinaryTest, UsageErrorsExitTwo) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  std::vector<Case> cases = {
+      {{}, "usage: rdmashare"},
+      {{"frobnicate"}, "unknown command \"frobnicate\""},
+      {{"doctor", "--colour"}, "unknown flag --colour"},
+      {{"devices", "--config"}, "flag --config needs a value"},
+      {{"doctor", "--json=yes"}, "flag --json takes no value"},
+      {{"doctor", "extra"}, "unexpected argument \"extra\""},
+      {{"capture"}, "expected 1 argument(s) (DIR), got 0"},
+      {{"rails", "--resource-template", "gpu{x}"}, "unsupported expression {x}"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = RunCliBinary(c.args);
+    EXPECT_EQ(r.exit_code, 2) << ::testing::PrintToString(c.args) << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.error)) << ::testing::PrintToString(c.args);
+  }
+}
+
+TEST(BinaryTest, DoctorExitsZeroOnTheWalkthroughNodeWithWarnings) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  RunResult r = RunCliBinary(Concat({"doctor"}, node.RootFlags()), node.dir().path());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("0 failed"));
+  EXPECT_THAT(r.out, HasSubstr("warn  gpudirect"));
+}
+
+TEST(BinaryTest, DoctorExitsOneOnAnInfiniBandNode) {
+  TestNode node(fakenode::DualPortIb());
+  RunResult r = RunCliBinary(Concat({"doctor"}, node.RootFlags()), node.dir().path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, HasSubstr("FAIL  link-layer"));
+  EXPECT_THAT(r.out, HasSubstr("fix: switch the port to Ethernet"));
+}
+
+TEST(BinaryTest, DoctorJsonExitsOneOnANodeMissingPieces) {
+  TestNode node(fakenode::NoRdmaCm());
+  ASSERT_TRUE(node.node().SetPortState("mlx5_0", 1, "1: DOWN", "3: Disabled").ok());
+  RunResult r = RunCliBinary(Concat({"doctor", "--json"}, node.RootFlags()), node.dir().path());
+  EXPECT_EQ(r.exit_code, 1);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["ok"], false);
+  int fails = 0;
+  for (const auto& c : j["checks"]) fails += c["level"] == "fail";
+  EXPECT_EQ(fails, 2) << r.out;
+}
+
+TEST(BinaryTest, CapturedNodeWorksWithEveryReadingCommand) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::string dir = node.dir().Sub("cap");
+  RunResult cap = RunCliBinary(Concat({"capture", dir}, node.RootFlags()), node.dir().path());
+  ASSERT_EQ(cap.exit_code, 0) << cap.err;
+  EXPECT_THAT(cap.out, HasSubstr("--sysfs-root " + dir + "/sys"));
+  std::vector<std::string> roots = {
+      "--sysfs-root", dir + "/sys",           "--dev-root",    dir + "/dev",
+      "--proc-root",  node.paths().proc_root, "--kubelet-dir", node.paths().kubelet_dir};
+  RunResult devices = RunCliBinary(Concat({"devices"}, roots), node.dir().path());
+  EXPECT_EQ(devices.exit_code, 0) << devices.err;
+  EXPECT_THAT(devices.out, HasSubstr("enp18s0f0np0"));
+  RunResult doctor = RunCliBinary(Concat({"doctor"}, roots), node.dir().path());
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.out;
+  RunResult rails = RunCliBinary(Concat({"rails", "--format", "json"}, roots), node.dir().path());
+  EXPECT_EQ(rails.exit_code, 0) << rails.err;
+  EXPECT_THAT(rails.err, HasSubstr("rail 8: GPU 0000:22:00.0 <-> mlx5_7"));
+#ifdef RS_DP_BIN
+  rdmashare::testing::Subprocess::Options opts;
+  std::string config = node.dir().Sub("config.json");
+  RunResult gen =
+      RunCliBinary(Concat({"rails", "--output", "dp-config", "--format", "json"}, roots));
+  rdmashare::testing::WriteTestFile(config, gen.out);
+  opts.argv = {RS_DP_BIN,      "--validate", "--config",   config,
+               "--sysfs-root", dir + "/sys", "--dev-root", dir + "/dev"};
+  opts.work_dir = node.dir().path();
+  RunResult dp = rdmashare::testing::RunProgram(opts);
+  EXPECT_EQ(dp.exit_code, 0) << dp.out << dp.err;
+  EXPECT_THAT(dp.out, HasSubstr("spidernet.io/shared_cx5_gpu8: 100 units"));
+#endif
+}
+
+}  // namespace
+}  // namespace rdmashare::cli

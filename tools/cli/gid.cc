@@ -1,0 +1,143 @@
+// `rdmashare gid`: RoCE v2 GID indexes of the pod's rail addresses (declared in cli.h).
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+#include "tools/cli/cli.h"
+
+namespace rdmashare::cli {
+namespace {
+
+absl::StatusOr<uint32_t> ParseIpv4(const std::string& text) {
+  in_addr addr{};
+  if (inet_pton(AF_INET, text.c_str(), &addr) != 1) {
+    return absl::InvalidArgumentError(fmt::format("\"{}\" is not an IPv4 address", text));
+  }
+  return ntohl(addr.s_addr);
+}
+
+std::string Ipv4String(uint32_t a) {
+  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<InterfaceAddress>> GetifaddrsAddressSource::List() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    return absl::InternalError(fmt::format("getifaddrs: {}", std::strerror(errno)));
+  }
+  std::vector<InterfaceAddress> out;
+  for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
+    if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
+    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
+    int prefix = 32;
+    if (it->ifa_netmask != nullptr) {
+      const auto* mask = reinterpret_cast<const sockaddr_in*>(it->ifa_netmask);
+      prefix = __builtin_popcount(mask->sin_addr.s_addr);
+    }
+    out.push_back(InterfaceAddress{it->ifa_name, buf, prefix});
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+absl::StatusOr<std::string> Ipv4MappedGid(const std::string& ipv4) {
+  ASSIGN_OR_RETURN(uint32_t a, ParseIpv4(ipv4));
+  return fmt::format("0000:0000:0000:0000:0000:ffff:{:04x}:{:04x}", a >> 16, a & 0xffff);
+}
+
+absl::StatusOr<GidEntry> FindRoceV2Gid(const HostPaths& paths, const InterfaceAddress& address) {
+  ASSIGN_OR_RETURN(std::string want, Ipv4MappedGid(address.ipv4));
+  std::string class_dir = JoinPath(paths.sys_root, "class/infiniband");
+  absl::StatusOr<std::vector<std::string>> ibdevs = ListDir(class_dir);
+  std::vector<std::string> other_types;
+  if (ibdevs.ok()) {
+    for (const std::string& ibdev : *ibdevs) {
+      std::string ports_dir = JoinPath(class_dir, ibdev + "/ports");
+      absl::StatusOr<std::vector<std::string>> ports = ListDir(ports_dir);
+      if (!ports.ok()) continue;
+      for (const std::string& port : *ports) {
+        std::string pdir = JoinPath(ports_dir, port);
+        absl::StatusOr<std::vector<std::string>> gids = ListDir(JoinPath(pdir, "gids"));
+        if (!gids.ok()) continue;
+        for (const std::string& index : *gids) {
+          absl::StatusOr<std::string> gid = ReadAttr(JoinPath(pdir, "gids/" + index));
+          if (!gid.ok() || *gid != want) continue;
+          // Unused entries make the kernel fail the read (EINVAL): no type, no match.
+          absl::StatusOr<std::string> type = ReadAttr(JoinPath(pdir, "gid_attrs/types/" + index));
+          std::string type_text = type.ok() ? *type : "unreadable";
+          if (type_text != "RoCE v2") {
+            other_types.push_back(
+                fmt::format("{}/{} index {} ({})", ibdev, port, index, type_text));
+            continue;
+          }
+          GidEntry entry;
+          entry.ifname = address.ifname;
+          entry.ipv4 = address.ipv4;
+          entry.prefix_len = address.prefix_len;
+          entry.ibdev = ibdev;
+          entry.port = std::stoi(port);
+          entry.gid_index = std::stoi(index);
+          return entry;
+        }
+      }
+    }
+  }
+  if (!other_types.empty()) {
+    std::string list;
+    for (const std::string& s : other_types) list += (list.empty() ? "" : ", ") + s;
+    return absl::FailedPreconditionError(
+        fmt::format("{} {}: GID {} exists only with another type: {} (no RoCE v2 entry)",
+                    address.ifname, address.ipv4, want, list));
+  }
+  return absl::NotFoundError(fmt::format("{} {}: no RDMA port under {} has GID {}", address.ifname,
+                                         address.ipv4, class_dir, want));
+}
+
+std::string GidEnvironment(const std::vector<GidEntry>& entries, const std::string& socket_ifname) {
+  std::string hcas, ucx;
+  std::set<int> indexes;
+  // Smallest IPv4 prefix holding every rail subnet (NCCL_IB_ADDR_RANGE takes one range).
+  uint32_t first = 0;
+  int common = 32;
+  bool have = false;
+  for (const GidEntry& e : entries) {
+    hcas += (hcas.empty() ? "" : ",") + e.ibdev;
+    ucx += (ucx.empty() ? "" : ",") + fmt::format("{}:{}", e.ibdev, e.port);
+    indexes.insert(e.gid_index);
+    absl::StatusOr<uint32_t> a = ParseIpv4(e.ipv4);
+    if (!a.ok()) continue;
+    int len = std::min(std::max(e.prefix_len, 0), 32);
+    if (!have) {
+      first = *a;
+      common = len;
+      have = true;
+    }
+    common = std::min(common, len);
+    while (common > 0 && (first >> (32 - common)) != (*a >> (32 - common))) --common;
+  }
+  uint32_t mask = common == 0 ? 0 : ~uint32_t{0} << (32 - common);
+  std::string out;
+  out += fmt::format("export NCCL_IB_HCA={}\n", hcas);
+  if (indexes.size() == 1) out += fmt::format("export NCCL_IB_GID_INDEX={}\n", *indexes.begin());
+  out += "export NCCL_IB_ROCE_VERSION_NUM=2\n";
+  out += "export NCCL_IB_ADDR_FAMILY=AF_INET\n";
+  if (have) {
+    out += fmt::format("export NCCL_IB_ADDR_RANGE={}/{}\n", Ipv4String(first & mask), common);
+  }
+  out += fmt::format("export NCCL_SOCKET_IFNAME={}\n", socket_ifname);
+  out += fmt::format("export UCX_NET_DEVICES={}\n", ucx);
+  return out;
+}
+
+}  // namespace rdmashare::cli

@@ -1,0 +1,422 @@
+// `rdmashare rails`: GPU/NIC pairing by PCIe topology and the generated device-plugin config and
+// rail networks (declared in cli.h).
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+#include "tools/cli/cli.h"
+
+namespace rdmashare::cli {
+namespace {
+
+using ::nlohmann::ordered_json;
+
+bool ParseUint(const std::string& s, int& out) {
+  if (s.empty() || s.size() > 6) return false;
+  for (char c : s) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  out = std::stoi(s);
+  return true;
+}
+
+// The resolved sysfs path components from the host bridge ("pci0000:00") down to and excluding
+// the function itself.
+absl::StatusOr<std::vector<std::string>> UpstreamChain(const HostPaths& paths,
+                                                       const std::string& pci) {
+  ASSIGN_OR_RETURN(std::string real, RealPath(JoinPath(paths.sys_root, "bus/pci/devices/" + pci)));
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= real.size()) {
+    size_t next = real.find('/', pos);
+    if (next == std::string::npos) next = real.size();
+    if (next > pos) parts.push_back(real.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  auto host = std::find_if(parts.begin(), parts.end(),
+                           [](const std::string& p) { return p.rfind("pci", 0) == 0; });
+  if (host == parts.end() || parts.empty()) return std::vector<std::string>{};
+  return std::vector<std::string>(host, parts.end() - 1);
+}
+
+// Number of PCI bridges (below the host bridge) that both chains share.
+int SharedBridges(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  size_t common = 0;
+  while (common < a.size() && common < b.size() && a[common] == b[common]) ++common;
+  return common == 0 ? 0 : static_cast<int>(common) - 1;
+}
+
+int NumaOf(const HostPaths& paths, const std::string& pci) {
+  absl::StatusOr<int64_t> numa =
+      ReadIntAttr(JoinPath(paths.sys_root, "bus/pci/devices/" + pci + "/numa_node"));
+  return numa.ok() ? static_cast<int>(*numa) : -1;
+}
+
+struct Subnet {
+  uint32_t network = 0;
+  int prefix = 0;
+};
+
+std::string Ipv4String(uint32_t a) {
+  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+}
+
+absl::StatusOr<Subnet> ParseSubnet(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(
+        fmt::format("subnet \"{}\": {} (want a.b.c.d/len, e.g. 172.16.11.0/24)", text, why));
+  };
+  size_t slash = text.find('/');
+  if (slash == std::string::npos) return bad("no /prefix length");
+  std::vector<std::string> octets;
+  std::string addr = text.substr(0, slash);
+  size_t pos = 0;
+  while (true) {
+    size_t dot = addr.find('.', pos);
+    octets.push_back(addr.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos));
+    if (dot == std::string::npos) break;
+    pos = dot + 1;
+  }
+  if (octets.size() != 4) return bad("not an IPv4 address");
+  uint32_t value = 0;
+  for (const std::string& o : octets) {
+    int v = 0;
+    if (!ParseUint(o, v) || v > 255) return bad(fmt::format("octet \"{}\" is not 0-255", o));
+    value = value << 8 | static_cast<uint32_t>(v);
+  }
+  int prefix = 0;
+  if (!ParseUint(text.substr(slash + 1), prefix) || prefix < 8 || prefix > 30) {
+    return bad("prefix length must be 8-30");
+  }
+  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if ((value & ~mask) != 0) return bad("host bits set (give the network address)");
+  return Subnet{value, prefix};
+}
+
+bool IsDns1123Label(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
+      return false;
+    }
+  }
+  return s.front() != '-' && s.back() != '-';
+}
+
+// Checks that a template gives every rail a different value.
+absl::Status CheckDistinct(const std::string& what, const std::string& tmpl,
+                           const std::map<std::string, int>& seen, const std::string& value,
+                           int n) {
+  auto it = seen.find(value);
+  if (it != seen.end()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} template \"{}\" gives the same value \"{}\" to rails {} and {} (use {{n}})",
+                    what, tmpl, value, it->second, n));
+  }
+  return absl::OkStatus();
+}
+
+// YAML rendering.
+bool PlainSafe(const std::string& s) {
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' ||
+          c == '-')) {
+      return false;
+    }
+  }
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const std::set<std::string> kReserved = {"true", "false", "null", "yes", "no",
+                                                  "on",   "off",   "y",    "n"};
+  return kReserved.count(lower) == 0;
+}
+
+std::string Scalar(const ordered_json& v) {
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    return PlainSafe(s) ? s : v.dump();
+  }
+  return v.dump();
+}
+
+bool NonEmptyContainer(const ordered_json& v) {
+  return (v.is_object() || v.is_array()) && !v.empty();
+}
+
+void EmitNode(const ordered_json& v, size_t indent, std::string& out) {
+  std::string pad(indent, ' ');
+  if (v.is_object()) {
+    for (const auto& [key, val] : v.items()) {
+      out += pad + Scalar(ordered_json(key)) + ":";
+      if (NonEmptyContainer(val)) {
+        out += "\n";
+        EmitNode(val, indent + 2, out);
+      } else if (val.is_string() &&
+                 val.get_ref<const std::string&>().find('\n') != std::string::npos) {
+        out += " |-\n";
+        const std::string& s = val.get_ref<const std::string&>();
+        size_t pos = 0;
+        while (pos <= s.size()) {
+          size_t nl = s.find('\n', pos);
+          if (nl == std::string::npos) nl = s.size();
+          std::string line = s.substr(pos, nl - pos);
+          out += (line.empty() ? "" : pad + "  " + line) + "\n";
+          pos = nl + 1;
+        }
+      } else {
+        out += " " + Scalar(val) + "\n";
+      }
+    }
+    return;
+  }
+  for (const ordered_json& item : v) {
+    if (item.is_object() && !item.empty()) {
+      std::string sub;
+      EmitNode(item, indent + 2, sub);
+      out += pad + "- " + sub.substr(indent + 2);
+    } else if (item.is_array() && !item.empty()) {
+      out += pad + "-\n";
+      EmitNode(item, indent + 2, out);
+    } else {
+      out += pad + "- " + Scalar(item) + "\n";
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ExpandTemplate(const std::string& tmpl, int n) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < tmpl.size()) {
+    char c = tmpl[pos];
+    if (c == '}') {
+      return absl::InvalidArgumentError(
+          fmt::format("template \"{}\": unmatched '}}' at offset {}", tmpl, pos));
+    }
+    if (c != '{') {
+      out += c;
+      ++pos;
+      continue;
+    }
+    size_t close = tmpl.find('}', pos);
+    if (close == std::string::npos) {
+      return absl::InvalidArgumentError(
+          fmt::format("template \"{}\": unmatched '{{' at offset {}", tmpl, pos));
+    }
+    std::string expr = tmpl.substr(pos + 1, close - pos - 1);
+    int value = 0;
+    int a = 0;
+    size_t plus = expr.find('+');
+    if (expr == "n") {
+      value = n;
+    } else if (plus != std::string::npos && expr.substr(plus + 1) == "n" &&
+               ParseUint(expr.substr(0, plus), a)) {
+      value = a + n;
+    } else if (plus != std::string::npos && expr.substr(0, plus) == "n" &&
+               ParseUint(expr.substr(plus + 1), a)) {
+      value = n + a;
+    } else {
+      return absl::InvalidArgumentError(fmt::format(
+          "template \"{}\": unsupported expression {{{}}} (use {{n}} or {{A+n}})", tmpl, expr));
+    }
+    out += std::to_string(value);
+    pos = close + 1;
+  }
+  return out;
+}
+
+absl::StatusOr<RailPlan> PlanRails(const HostPaths& paths, const rdma::NodeInventory& inventory) {
+  std::string pci_dir = JoinPath(paths.sys_root, "bus/pci/devices");
+  absl::StatusOr<std::vector<std::string>> functions = ListDir(pci_dir);
+  std::vector<std::string> gpus;
+  if (functions.ok()) {
+    for (const std::string& f : *functions) {
+      absl::StatusOr<std::string> vendor = ReadAttr(JoinPath(pci_dir, f + "/vendor"));
+      absl::StatusOr<std::string> cls = ReadAttr(JoinPath(pci_dir, f + "/class"));
+      if (!vendor.ok() || !cls.ok() || *vendor != "0x10de") continue;
+      if (cls->rfind("0x0302", 0) == 0 || cls->rfind("0x0300", 0) == 0) gpus.push_back(f);
+    }
+  }
+  std::sort(gpus.begin(), gpus.end());
+  if (gpus.empty()) {
+    return absl::FailedPreconditionError(
+        fmt::format("rails: no NVIDIA GPU (vendor 0x10de, class 0x0300/0x0302) under {}", pci_dir));
+  }
+
+  struct Nic {
+    const rdma::RdmaDevice* dev;
+    std::vector<std::string> chain;
+  };
+  std::vector<Nic> nics;
+  RailPlan plan;
+  for (const rdma::RdmaDevice& d : inventory.devices) {
+    bool roce = std::any_of(d.ports.begin(), d.ports.end(), [](const rdma::RdmaPort& p) {
+      return p.link_layer == rdma::LinkLayer::kEthernet;
+    });
+    if (d.pci_address.empty() || d.netdevs.empty() || !roce) {
+      plan.unpaired_nics.push_back(d.ibdev + " (not a RoCE PCI function with a netdev)");
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> chain, UpstreamChain(paths, d.pci_address));
+    nics.push_back(Nic{&d, std::move(chain)});
+  }
+  std::sort(nics.begin(), nics.end(),
+            [](const Nic& a, const Nic& b) { return a.dev->pci_address < b.dev->pci_address; });
+  if (nics.empty()) {
+    return absl::FailedPreconditionError(
+        "rails: no RoCE RDMA NIC (Ethernet link layer, PCI function with a netdev) on this node");
+  }
+
+  // Every (GPU, NIC) candidate, best first: most shared bridges, same NUMA node, GPU address,
+  // NIC address. Taking them greedily pairs each switch's GPUs and NICs in address order.
+  struct Candidate {
+    size_t gpu, nic;
+    int shared;
+    bool same_numa;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t g = 0; g < gpus.size(); ++g) {
+    ASSIGN_OR_RETURN(std::vector<std::string> gchain, UpstreamChain(paths, gpus[g]));
+    int gnuma = NumaOf(paths, gpus[g]);
+    for (size_t i = 0; i < nics.size(); ++i) {
+      int nnuma = nics[i].dev->numa_node;
+      candidates.push_back(
+          Candidate{g, i, SharedBridges(gchain, nics[i].chain), gnuma >= 0 && gnuma == nnuma});
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) {
+                     return std::make_tuple(-a.shared, !a.same_numa, a.gpu, a.nic) <
+                            std::make_tuple(-b.shared, !b.same_numa, b.gpu, b.nic);
+                   });
+  std::vector<bool> gpu_used(gpus.size()), nic_used(nics.size());
+  for (const Candidate& c : candidates) {
+    if (gpu_used[c.gpu] || nic_used[c.nic]) continue;
+    gpu_used[c.gpu] = nic_used[c.nic] = true;
+    Rail rail;
+    rail.number = static_cast<int>(c.gpu) + 1;
+    rail.gpu_pci = gpus[c.gpu];
+    rail.nic_pci = nics[c.nic].dev->pci_address;
+    rail.ibdev = nics[c.nic].dev->ibdev;
+    rail.netdev = nics[c.nic].dev->netdevs.front();
+    rail.shared_bridges = c.shared;
+    rail.affinity = c.shared > 0 ? "pcie" : c.same_numa ? "numa" : "none";
+    plan.rails.push_back(std::move(rail));
+  }
+  std::sort(plan.rails.begin(), plan.rails.end(),
+            [](const Rail& a, const Rail& b) { return a.number < b.number; });
+  for (size_t g = 0; g < gpus.size(); ++g) {
+    if (!gpu_used[g]) plan.unpaired_gpus.push_back(gpus[g]);
+  }
+  for (size_t i = 0; i < nics.size(); ++i) {
+    if (!nic_used[i]) plan.unpaired_nics.push_back(nics[i].dev->ibdev + " (more NICs than GPUs)");
+  }
+  return plan;
+}
+
+absl::StatusOr<ordered_json> RailsDpConfig(const RailPlan& plan, const RailsOptions& options) {
+  ordered_json list = ordered_json::array();
+  std::map<std::string, int> seen;
+  for (const Rail& rail : plan.rails) {
+    ASSIGN_OR_RETURN(std::string name, ExpandTemplate(options.resource_template, rail.number));
+    RETURN_IF_ERROR(CheckDistinct("resource", options.resource_template, seen, name, rail.number));
+    seen[name] = rail.number;
+    list.push_back({{"resourcePrefix", options.prefix},
+                    {"resourceName", name},
+                    {"rdmaHcaMax", options.rdma_hca_max},
+                    {"selectors", {{"ifNames", {rail.netdev}}}}});
+  }
+  return ordered_json{{"periodicUpdateInterval", options.periodic_update_interval},
+                      {"configList", list}};
+}
+
+absl::StatusOr<ordered_json> RailNetworkConfig(const Rail& rail, const RailsOptions& options) {
+  ASSIGN_OR_RETURN(std::string name, ExpandTemplate(options.network_template, rail.number));
+  if (!IsDns1123Label(name)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "network template \"{}\" gives \"{}\" for rail {}: not a DNS-1123 label (a-z, 0-9, '-', "
+        "at most 63)",
+        options.network_template, name, rail.number));
+  }
+  ASSIGN_OR_RETURN(std::string subnet_text, ExpandTemplate(options.subnet_template, rail.number));
+  absl::StatusOr<Subnet> subnet = ParseSubnet(subnet_text);
+  if (!subnet.ok()) {
+    return absl::InvalidArgumentError(fmt::format("subnet template \"{}\", rail {}: {}",
+                                                  options.subnet_template, rail.number,
+                                                  subnet.status().message()));
+  }
+  uint64_t size = uint64_t{1} << (32 - subnet->prefix);
+  auto host_ok = [&](int h) { return h >= 1 && static_cast<uint64_t>(h) < size - 1; };
+  if (!host_ok(options.gateway_host)) {
+    return absl::InvalidArgumentError(fmt::format("--gateway-host {} is outside {} (hosts 1-{})",
+                                                  options.gateway_host, subnet_text, size - 2));
+  }
+  if (!host_ok(options.range_first) || !host_ok(options.range_last) ||
+      options.range_first > options.range_last) {
+    return absl::InvalidArgumentError(fmt::format("--range {}-{} is outside {} (hosts 1-{})",
+                                                  options.range_first, options.range_last,
+                                                  subnet_text, size - 2));
+  }
+  uint32_t table = static_cast<uint32_t>(options.table_base + rail.number - 1);
+  return ordered_json{{"cniVersion", "1.0.0"},
+                      {"name", name},
+                      {"type", "rdmashare-macvlan"},
+                      {"master", rail.netdev},
+                      {"mode", "bridge"},
+                      {"policyRouting", true},
+                      {"routeTable", table},
+                      {"ipam",
+                       {{"type", "rdmashare-ipam"},
+                        {"subnet", subnet_text},
+                        {"ips",
+                         {fmt::format("{}-{}", Ipv4String(subnet->network + options.range_first),
+                                      Ipv4String(subnet->network + options.range_last))}},
+                        {"gateway", Ipv4String(subnet->network + options.gateway_host)}}}};
+}
+
+absl::StatusOr<std::vector<ordered_json>> RailsNetworks(const RailPlan& plan,
+                                                        const RailsOptions& options) {
+  if (options.table_base < 1 || options.table_base > 250) {
+    return absl::InvalidArgumentError(
+        fmt::format("--table-base {}: must be 1-250 (253-255 are the kernel's own tables)",
+                    options.table_base));
+  }
+  std::vector<ordered_json> out;
+  std::map<std::string, int> names, subnets;
+  for (const Rail& rail : plan.rails) {
+    ASSIGN_OR_RETURN(ordered_json config, RailNetworkConfig(rail, options));
+    ASSIGN_OR_RETURN(std::string resource, ExpandTemplate(options.resource_template, rail.number));
+    std::string name = config["name"];
+    std::string subnet = config["ipam"]["subnet"];
+    RETURN_IF_ERROR(CheckDistinct("network", options.network_template, names, name, rail.number));
+    RETURN_IF_ERROR(CheckDistinct("subnet", options.subnet_template, subnets, subnet, rail.number));
+    names[name] = subnets[subnet] = rail.number;
+    ordered_json metadata = {{"name", name}};
+    if (!options.namespace_name.empty()) metadata["namespace"] = options.namespace_name;
+    metadata["annotations"] = {
+        {"k8s.v1.cni.cncf.io/resourceName", options.prefix + "/" + resource}};
+    out.push_back({{"apiVersion", "k8s.cni.cncf.io/v1"},
+                   {"kind", "NetworkAttachmentDefinition"},
+                   {"metadata", metadata},
+                   {"spec", {{"config", config.dump(2)}}}});
+  }
+  return out;
+}
+
+std::string ToYaml(const ordered_json& value) {
+  if (!NonEmptyContainer(value)) return Scalar(value) + "\n";
+  std::string out;
+  EmitNode(value, 0, out);
+  return out;
+}
+
+}  // namespace rdmashare::cli
