@@ -7,6 +7,8 @@ if(TARGET rs_dp_config AND EXISTS ${PROJECT_SOURCE_DIR}/rdma/device_scanner.h)
 
   add_executable(rdmashare-dp main.cc)
   target_link_libraries(rdmashare-dp PRIVATE rs_dp)
+  # gRPC, protobuf and abseil from static archives (see cmake/Deps.cmake).
+  set_target_properties(rdmashare-dp PROPERTIES RS_STATIC_GRPC ON)
 
   if(TARGET rs_fakenode AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/resource_pool_test.cc)
     rdmashare_test(dp_core_test

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "common/absl_format.h"
 #include "common/files.h"
@@ -148,6 +149,7 @@ bool Daemon::Reconcile() {
     }
   }
   const ino_t kubelet_ino = InodeOf(kubelet_socket_);
+  std::vector<Entry*> to_register;
   for (Entry& e : entries_) {
     if (!e.server->SocketIntact() || e.server->rejected()) {
       if (e.server->running()) {
@@ -169,14 +171,31 @@ bool Daemon::Reconcile() {
       continue;
     }
     if (e.registered_kubelet_ino == kubelet_ino) continue;
-    absl::Status st = RegisterWithKubelet(kubelet_socket_, BaseName(e.server->socket_path()),
-                                          e.pool->full_name(), options_.register_timeout);
-    if (st.ok()) {
+    to_register.push_back(&e);
+  }
+  if (to_register.empty()) return all_done;
+  // Register every resource concurrently over one channel: kubelet (>= 1.26) dials each plugin
+  // back before answering, so sequential calls would add up on a busy node.
+  std::shared_ptr<grpc::Channel> channel = KubeletChannel(kubelet_socket_);
+  std::vector<absl::Status> results(to_register.size());
+  std::vector<std::thread> workers;
+  workers.reserve(to_register.size());
+  for (size_t i = 0; i < to_register.size(); ++i) {
+    workers.emplace_back([&, i] {
+      const Entry& e = *to_register[i];
+      results[i] = RegisterWithKubelet(channel, kubelet_socket_, BaseName(e.server->socket_path()),
+                                       e.pool->full_name(), options_.register_timeout);
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  for (size_t i = 0; i < to_register.size(); ++i) {
+    Entry& e = *to_register[i];
+    if (results[i].ok()) {
       e.registered_kubelet_ino = kubelet_ino;
       spdlog::info("registered with kubelet resource={} endpoint={}", e.pool->full_name(),
                    BaseName(e.server->socket_path()));
     } else {
-      spdlog::warn("{}", st.message());
+      spdlog::warn("{}", results[i].message());
       all_done = false;
     }
   }

@@ -55,6 +55,7 @@ absl::Status PluginServer::Start() {
     builder.RegisterService(registration_.get());
   }
   // Few streams per server (kubelet keeps one ListAndWatch); keep the footprint small.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
   server_ = builder.BuildAndStart();
@@ -97,15 +98,18 @@ bool PluginServer::watcher_registered() const {
   return registration_ != nullptr && registration_->registered();
 }
 
-absl::Status RegisterWithKubelet(const std::string& kubelet_socket, const std::string& endpoint,
-                                 const std::string& resource_name,
-                                 std::chrono::milliseconds timeout) {
+std::shared_ptr<grpc::Channel> KubeletChannel(const std::string& kubelet_socket) {
   grpc::ChannelArguments args;
-  // Fail fast instead of grpc's reconnect backoff: the daemon owns the retry policy.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  auto channel = grpc::CreateCustomChannel("unix://" + kubelet_socket,
-                                           grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel("unix://" + kubelet_socket, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+absl::Status RegisterWithKubelet(const std::shared_ptr<grpc::Channel>& channel,
+                                 const std::string& kubelet_socket, const std::string& endpoint,
+                                 const std::string& resource_name,
+                                 std::chrono::milliseconds timeout) {
   auto stub = v1beta1::Registration::NewStub(channel);
   v1beta1::RegisterRequest req;
   req.set_version("v1beta1");

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "deviceplugin/plugin_service.h"
 #include "deviceplugin/resource_pool.h"
+#include "grpcpp/channel.h"
 #include "grpcpp/server.h"
 
 namespace rdmashare::deviceplugin {
@@ -63,10 +64,15 @@ class PluginServer {
   std::atomic<bool> rejected_{false};
 };
 
-// Calls v1beta1.Registration/Register on kubelet's socket. `endpoint` is the bare file name of
-// our socket in the device-plugins directory. Unavailable when kubelet does not answer within
-// `timeout`; the gRPC error otherwise.
-absl::Status RegisterWithKubelet(const std::string& kubelet_socket, const std::string& endpoint,
+// A channel to kubelet's Registration socket that fails fast instead of waiting in gRPC's
+// reconnect backoff (the daemon owns the retry policy). One channel serves concurrent calls.
+std::shared_ptr<grpc::Channel> KubeletChannel(const std::string& kubelet_socket);
+
+// Calls v1beta1.Registration/Register over `channel` (to `kubelet_socket`, named in errors).
+// `endpoint` is the bare file name of our socket in the device-plugins directory. Unavailable
+// when kubelet does not answer within `timeout`; the gRPC error otherwise. Thread-safe.
+absl::Status RegisterWithKubelet(const std::shared_ptr<grpc::Channel>& channel,
+                                 const std::string& kubelet_socket, const std::string& endpoint,
                                  const std::string& resource_name,
                                  std::chrono::milliseconds timeout);
 
