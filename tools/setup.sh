@@ -36,6 +36,9 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# kubectl (for `kubectl kustomize` in the manifest tests): Debian's kubernetes-client, unless a
+# kubectl from another package is already installed (they conflict).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if ((${#missing[@]})); then
   echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
   if [[ $(id -u) -ne 0 ]]; then
