@@ -160,4 +160,41 @@ absl::Status IpamStatus(const IpamArgs& args) {
   return WithAllocator(args, [&](Allocator& a, Session& s) { return a.Status(s.args, s.conf); });
 }
 
+absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args) {
+  ASSIGN_OR_RETURN(Session s, Open(args));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, s.store->List(s.args.network_name));
+  std::vector<PoolUsage> out;
+  for (const Pool& pool : s.conf.pools) {
+    PoolUsage u;
+    u.ranges = pool.ToString();
+    for (const AddrRange& r : pool.ranges) {
+      for (IpAddr ip = r.start;; ip = ip.Next()) {
+        if (u.total >= kPoolCountLimit) {
+          u.total_exact = false;
+          break;
+        }
+        if (pool.Allocatable(ip)) ++u.total;
+        if (ip == r.end) break;
+      }
+    }
+    for (const Reservation& r : all) {
+      auto ip = IpAddr::Parse(r.ip);
+      if (ip.ok() && pool.RangeOf(*ip) != nullptr) u.holders.push_back(r);
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& node) {
+  ASSIGN_OR_RETURN(Session s, Open(args));
+  if (s.client == nullptr) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("ipam: network {}: releasing a node's addresses needs the etcd "
+                                "store (this network uses the local store)",
+                                args.network_name));
+  }
+  return ReleaseNode(s.client.get(), s.conf.store.prefix, s.args.network_name, node);
+}
+
 }  // namespace rdmashare::cni::ipam

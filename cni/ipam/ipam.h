@@ -13,6 +13,13 @@
 //  pool form:       {"type", "subnet", "ips": ["a", "a-b"], "excludeIPs": [...], "gateway",
 //                    "routes", "dataDir"}  or  {"type", "pools": [{subnet, ips, ...}, ...],
 //                    "routes", "dataDir"} for dual stack.
+//  store (both forms): "store": {"type": "local" (default) | "etcd", "endpoints": [...],
+//        "prefix" (default /rdmashare/ipam), "dialTimeoutMs" (2000), "requestTimeoutMs" (5000)}
+//        (see etcd_store.h for the key layout); "pool": pool id in a shared store (default: the
+//        network name, so networks naming one pool share its addresses); "nodeName", else the
+//        first line of "nodeNameFile" (default /etc/rdmashare/nodename), else the host name.
+//        With etcd, a DEL that cannot reach etcd is journaled under <dataDir>/<pool>/etcd-journal
+//        and answered with success; every later invocation that reaches etcd flushes it.
 //  both: "dataDir", "lockTimeoutMs" (default 10000), "quarantineSeconds" (default 600),
 //        "fsync" (default true: each lease record is fdatasync'ed before it becomes visible;
 //        false trades crash durability for ~8 ms less per ADD on slow disks), "logFile",
@@ -22,12 +29,14 @@
 // and free (103).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cni/ipam/store.h"
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/result.h"
 #include "nlohmann/json.hpp"
@@ -82,5 +91,28 @@ absl::Status IpamQuarantine(const IpamArgs& args, const std::string& ip);
 // STATUS: OK when the store is usable and at least one pool can still hand out an address;
 // code 50 otherwise (message says why).
 absl::Status IpamStatus(const IpamArgs& args);
+
+// Usage of one pool (range set) of a network's IPAM config, for `rdmashare pool`.
+struct PoolUsage {
+  // Pool::ToString() of the range set.
+  std::string ranges;
+  // Allocatable addresses (counted up to kPoolCountLimit; `total_exact` false beyond).
+  uint64_t total = 0;
+  bool total_exact = true;
+  // Reservations inside the range set (every node's, with `node` set for shared stores).
+  std::vector<Reservation> holders;
+  uint64_t used() const { return holders.size(); }
+  uint64_t free() const { return total > holders.size() ? total - holders.size() : 0; }
+};
+inline constexpr uint64_t kPoolCountLimit = uint64_t{1} << 20;
+
+// Per range set of the config: size, used/free counts and who holds what, from whichever store
+// the config names (local or etcd). What the `rdmashare pool` CLI command calls.
+absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args);
+
+// Reclaims every reservation of `node` in the (etcd) store and pool named by args' config (a
+// dead node's addresses; `rdmashare pool release --node N`). Returns how many were released.
+// Code 7 when the config's store is not etcd.
+absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& node);
 
 }  // namespace rdmashare::cni::ipam

@@ -10,6 +10,7 @@
 
 #include "cni/ipam/etcd_client.h"
 #include "cni/ipam/etcd_store.h"
+#include "cni/ipam/ipam.h"
 #include "cni/protocol/delegate.h"
 #include "cni/protocol/error.h"
 #include "common/files.h"
@@ -407,6 +408,70 @@ TEST(EtcdIpamClusterTest, ThreeMembersSurviveMemberLossAndFullOutage) {
   }
   EXPECT_EQ(held, live);
   EXPECT_EQ(ips.size(), live.size());
+}
+
+TEST_F(EtcdIpamTest, PoolReportCountsEveryNodesHolders) {
+  Node a = MakeNode("a"), b = MakeNode("b");
+  std::string range = "10.20.0.1-10.20.0.10";
+  ASSERT_EQ(Exec("ADD", Conf(a, range), "c1").exit_code, 0);
+  ASSERT_EQ(Exec("ADD", Conf(b, range), "c2").exit_code, 0);
+  IpamArgs args;
+  args.network_name = "net1";
+  args.ipam_conf = json::parse(Conf(a, range))["ipam"];
+  ASSERT_OK_AND_ASSIGN(std::vector<PoolUsage> report, IpamPoolReport(args));
+  ASSERT_THAT(report, SizeIs(1));
+  EXPECT_EQ(report[0].total, 10u);
+  EXPECT_EQ(report[0].used(), 2u);
+  EXPECT_EQ(report[0].free(), 8u);
+  std::set<std::string> nodes;
+  for (const Reservation& r : report[0].holders) nodes.insert(r.node);
+  EXPECT_EQ(nodes, (std::set<std::string>{"a", "b"}));
+}
+
+TEST_F(EtcdIpamTest, ReleaseNodeReclaimsOnlyThatNodesAddresses) {
+  Node a = MakeNode("a"), b = MakeNode("b");
+  std::string range = "10.20.0.1-10.20.0.10";
+  ASSERT_EQ(Exec("ADD", Conf(a, range), "c1").exit_code, 0);
+  ASSERT_EQ(Exec("ADD", Conf(a, range), "c2").exit_code, 0);
+  ASSERT_EQ(Exec("ADD", Conf(b, range), "c3").exit_code, 0);
+  IpamArgs args;
+  args.network_name = "net1";
+  args.ipam_conf = json::parse(Conf(b, range))["ipam"];
+  ASSERT_OK_AND_ASSIGN(int released, IpamReleaseNode(args, "a"));
+  EXPECT_EQ(released, 2);
+  auto records = Records("net1");
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records.begin()->second["containerID"], "c3");
+}
+
+TEST(IpamReleaseNodeTest, LocalStoreIsCode7) {
+  TempDir dir;
+  IpamArgs args;
+  args.network_name = "net1";
+  args.ipam_conf = {
+      {"type", "rdmashare-ipam"}, {"subnet", "10.20.0.0/24"}, {"dataDir", dir.path()}};
+  EXPECT_THAT(IpamReleaseNode(args, "a").status(),
+              ::rdmashare::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("needs the etcd store")));
+}
+
+TEST(IpamPoolReportTest, LocalStoreReportsItsLeases) {
+  TempDir dir;
+  IpamArgs args;
+  args.network_name = "net1";
+  args.container_id = "c1";
+  args.ifname = "net1";
+  args.ipam_conf = {{"type", "rdmashare-ipam"},
+                    {"subnet", "10.20.0.0/24"},
+                    {"ips", json::array({"10.20.0.1-10.20.0.4"})},
+                    {"dataDir", dir.path()}};
+  ASSERT_TRUE(IpamAdd(args).ok());
+  ASSERT_OK_AND_ASSIGN(std::vector<PoolUsage> report, IpamPoolReport(args));
+  ASSERT_THAT(report, SizeIs(1));
+  EXPECT_EQ(report[0].total, 4u);
+  EXPECT_EQ(report[0].free(), 3u);
+  ASSERT_THAT(report[0].holders, SizeIs(1));
+  EXPECT_EQ(report[0].holders[0].container_id, "c1");
 }
 
 }  // namespace
