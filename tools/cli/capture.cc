@@ -280,6 +280,7 @@ absl::StatusOr<CaptureStats> Capture(const HostPaths& paths, const std::string& 
     struct stat st;
     if (::stat(node.dev_path.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) continue;
     listing += fmt::format("{} {}:{}\n", node.name, major(st.st_rdev), minor(st.st_rdev));
+    ++stats.listed;
     std::string path = JoinPath(dev_dir, node.name);
     if (::mknod(path.c_str(), S_IFCHR | (st.st_mode & 0777), st.st_rdev) == 0) {
       ++stats.dev_nodes;

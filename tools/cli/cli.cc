@@ -415,7 +415,11 @@ int RunCapture(const ParsedArgs& p, const Environment& env, std::ostream& out, s
       "captured {} files, {} links, {} device nodes into {} ({} unreadable attributes kept "
       "empty)\nuse: --sysfs-root {}/sys --dev-root {}/dev\n",
       stats->files, stats->links, stats->dev_nodes, dir, stats->skipped, dir, dir);
-  if (stats->dev_nodes == 0) {
+  if (stats->files == 0) {
+    err << fmt::format("warning: no RDMA devices or GPUs under {}: the capture is empty\n",
+                       paths.sys_root);
+  }
+  if (stats->dev_nodes < stats->listed) {
     out << fmt::format("device numbers listed in {}/dev-numbers.txt (mknod needs root)\n", dir);
   }
   return kExitOk;

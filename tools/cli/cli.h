@@ -245,6 +245,8 @@ struct CaptureStats {
   int files = 0;
   int links = 0;
   int dev_nodes = 0;
+  // Char devices listed in dev-numbers.txt.
+  int listed = 0;
   int skipped = 0;
 };
 
