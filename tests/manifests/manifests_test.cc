@@ -387,12 +387,13 @@ TEST(DpDaemonSet, ProbesPassWhileTheRealDaemonServesAndFailOnceItStops) {
 
 // --------------------------------------------------------------------------- CNI installer
 
-TEST(CniInstaller, CopiesBothPluginsAtomicallyThenIdlesUntilTerm) {
+TEST(CniInstaller, CopiesBothPluginsAndTheCliAtomicallyThenIdlesUntilTerm) {
   json ds = Find(Manifest("daemonset-cni-installer.yaml"), "DaemonSet", "rdmashare-cni-installer");
   json c = Container(ds);
   std::map<std::string, std::string> env;
   for (const json& e : c["env"]) env[e["name"]] = e["value"];
   EXPECT_EQ(env["PLUGINS"], "rdmashare-macvlan rdmashare-ipam");
+  EXPECT_EQ(env["TOOLS"], "rdmashare");
   json m = MountAt(c, env["DEST_DIR"]);
   EXPECT_EQ(Volume(ds, m.value("name", ""))["hostPath"].value("path", ""), "/opt/cni/bin");
 
@@ -400,7 +401,8 @@ TEST(CniInstaller, CopiesBothPluginsAtomicallyThenIdlesUntilTerm) {
   ASSERT_OK(MakeDirs(dir.Sub("src")));
   ASSERT_OK(MakeDirs(dir.Sub("dest")));
   std::map<std::string, std::string> bins = {{"rdmashare-macvlan", RS_MACVLAN_BIN},
-                                             {"rdmashare-ipam", RS_IPAM_BIN}};
+                                             {"rdmashare-ipam", RS_IPAM_BIN},
+                                             {"rdmashare", RS_CLI_BIN}};
   for (const auto& [name, path] : bins) {
     ASSERT_EQ(symlink(path.c_str(), dir.Sub("src/" + name).c_str()), 0);
   }
@@ -416,7 +418,7 @@ TEST(CniInstaller, CopiesBothPluginsAtomicallyThenIdlesUntilTerm) {
   ASSERT_TRUE(installer.Start());
   ASSERT_TRUE(WaitFor(
       [&] {
-        return installer.Stdout().find("installed " + dir.Sub("dest/rdmashare-ipam")) !=
+        return installer.Stdout().find("installed " + dir.Sub("dest/rdmashare") + "\n") !=
                std::string::npos;
       },
       std::chrono::seconds(30)))
@@ -430,7 +432,7 @@ TEST(CniInstaller, CopiesBothPluginsAtomicallyThenIdlesUntilTerm) {
   }
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> left, ListDir(dir.Sub("dest")));
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"rdmashare-ipam", "rdmashare-macvlan"}));
+  EXPECT_EQ(left, (std::vector<std::string>{"rdmashare", "rdmashare-ipam", "rdmashare-macvlan"}));
   EXPECT_TRUE(installer.running()) << "a DaemonSet container must keep running";
   installer.Signal(SIGTERM);
   EXPECT_EQ(installer.Wait(std::chrono::seconds(10)), 0);
@@ -614,8 +616,8 @@ TEST(Containerfile, CopiesExactlyTheShippedBinariesFromTheReleaseBuildTree) {
   // Target outputs relative to the build root (the build stage's tree has this layout).
   const std::string bin = RS_BINARY_DIR;
   std::map<std::string, std::string> shipped;
-  for (const std::string& path :
-       {std::string(RS_DP_BIN), std::string(RS_MACVLAN_BIN), std::string(RS_IPAM_BIN)}) {
+  for (const std::string& path : {std::string(RS_DP_BIN), std::string(RS_MACVLAN_BIN),
+                                  std::string(RS_IPAM_BIN), std::string(RS_CLI_BIN)}) {
     ASSERT_EQ(path.rfind(bin + "/", 0), 0u) << path;
     shipped[path.substr(bin.size() + 1)] = path;
   }
@@ -651,6 +653,7 @@ TEST(Containerfile, ImagePathsAreTheOnesTheManifestsRun) {
   }
   EXPECT_EQ(dst["rdmashare-macvlan"], src_dir + "/rdmashare-macvlan");
   EXPECT_EQ(dst["rdmashare-ipam"], src_dir + "/rdmashare-ipam");
+  EXPECT_EQ(dst["rdmashare"], src_dir + "/rdmashare");
 }
 
 // The Debian package owning shared library `soname` on this machine ("" when none).
