@@ -67,7 +67,6 @@ grpc::Status DevicePluginService::ListAndWatch(
   std::shared_ptr<const PoolSnapshot> snap = pool_->Current();
   spdlog::info("ListAndWatch opened resource={} version={} units={}", pool_->full_name(),
                snap->version, snap->ids.size());
-  grpc::Status result = grpc::Status::OK;
   std::string last_sent;
   bool first = true;
   for (;;) {
@@ -95,7 +94,7 @@ grpc::Status DevicePluginService::ListAndWatch(
     snap = std::move(next);
   }
   open_streams_.fetch_sub(1);
-  return result;
+  return grpc::Status::OK;
 }
 
 grpc::Status DevicePluginService::GetPreferredAllocation(
