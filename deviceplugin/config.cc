@@ -42,6 +42,11 @@
 // includeIssm: rdmashare extension, boolean, default false (the Go plugin ignores the key).
 // mountCli: rdmashare extension, boolean, default false: Allocate also mounts the rdmashare CLI
 //   read-only into the container (so `rdmashare gid` works in any image).
+// healthPolicy: rdmashare extension, "any" (default: units Healthy while at least one selected
+//   HCA is usable) or "all" (Healthy only while every selected HCA is usable); case-insensitive.
+// topology: rdmashare extension, boolean, default true: advertise the NUMA node(s) of the
+//   resource's HCAs in Device.topology. false leaves topology empty, for pods that span NUMA
+//   nodes under a strict Topology Manager policy.
 #include "deviceplugin/config.h"
 
 #include <algorithm>
@@ -81,7 +86,7 @@ constexpr size_t kMaxIfNameLength = 15;
 constexpr std::string_view kTopFields[] = {"periodicUpdateInterval", "configList"};
 constexpr std::string_view kEntryFields[] = {"resourceName", "resourcePrefix", "rdmaHcaMax",
                                              "devices",      "selectors",      "includeIssm",
-                                             "mountCli"};
+                                             "mountCli",     "healthPolicy",   "topology"};
 constexpr std::string_view kSelectorFields[] = {"vendors", "deviceIDs", "drivers", "ifNames",
                                                 "linkTypes"};
 
@@ -501,6 +506,27 @@ absl::StatusOr<ResourceConfig> ParseEntry(const Json& v, size_t index, Warnings&
       return ctx.Error("mountCli", fmt::format("must be a boolean, got {}", Describe(*mount)));
     }
     rc.mount_cli = mount->get<bool>();
+  }
+  if (const Json* policy = fields.Get("healthPolicy"); policy != nullptr) {
+    if (!policy->is_string()) {
+      return ctx.Error("healthPolicy",
+                       fmt::format("must be \"any\" or \"all\", got {}", Describe(*policy)));
+    }
+    std::string value = Lower(policy->get<std::string>());
+    if (value == "any") {
+      rc.health_policy = HealthPolicy::kAny;
+    } else if (value == "all") {
+      rc.health_policy = HealthPolicy::kAll;
+    } else {
+      return ctx.Error("healthPolicy", fmt::format("must be \"any\" or \"all\", got {}",
+                                                   Quote(policy->get<std::string>())));
+    }
+  }
+  if (const Json* topo = fields.Get("topology"); topo != nullptr) {
+    if (!topo->is_boolean()) {
+      return ctx.Error("topology", fmt::format("must be a boolean, got {}", Describe(*topo)));
+    }
+    rc.topology = topo->get<bool>();
   }
   return rc;
 }

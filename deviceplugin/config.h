@@ -36,6 +36,12 @@ struct Selectors {
   }
 };
 
+// When the units of a resource are Healthy (rdmashare extension "healthPolicy").
+enum class HealthPolicy {
+  kAny,  // while at least one selected HCA is usable (default)
+  kAll,  // while every selected HCA is usable
+};
+
 // One entry of configList: one extended resource.
 struct ResourceConfig {
   // "shared_cx5_gpu1".
@@ -54,6 +60,10 @@ struct ResourceConfig {
   // --cli-host-path) read-only at /usr/local/bin/rdmashare, so `rdmashare gid` works in any
   // image.
   bool mount_cli = false;
+  // rdmashare extension "healthPolicy": "any" (default) or "all".
+  HealthPolicy health_policy = HealthPolicy::kAny;
+  // rdmashare extension "topology": advertise the HCAs' NUMA nodes (default true).
+  bool topology = true;
 
   // "<resource_prefix>/<resource_name>".
   std::string FullName() const { return resource_prefix + "/" + resource_name; }
@@ -61,7 +71,8 @@ struct ResourceConfig {
   bool operator==(const ResourceConfig& o) const {
     return resource_name == o.resource_name && resource_prefix == o.resource_prefix &&
            rdma_hca_max == o.rdma_hca_max && devices == o.devices && selectors == o.selectors &&
-           include_issm == o.include_issm && mount_cli == o.mount_cli;
+           include_issm == o.include_issm && mount_cli == o.mount_cli &&
+           health_policy == o.health_policy && topology == o.topology;
   }
 };
 

@@ -6,6 +6,7 @@
 
 #include "common/files.h"
 #include "common/testing/status_matchers.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -190,6 +191,40 @@ TEST(ParseConfigTest, MountCliExtensionIsReadAndDefaultsOff) {
                                                 "devices": ["ib0"]})"),
                                    nullptr));
   EXPECT_FALSE(plain.resources[0].mount_cli);
+}
+
+TEST(ParseConfigTest, HealthPolicyAndTopologyDefaultToAnyAndOn) {
+  ASSERT_OK_AND_ASSIGN(PluginConfig got,
+                       ParseConfig(OneEntry(R"({"resourceName": "r", "rdmaHcaMax": 1,
+                                                "devices": ["ib0"]})"),
+                                   nullptr));
+  EXPECT_EQ(got.resources[0].health_policy, HealthPolicy::kAny);
+  EXPECT_TRUE(got.resources[0].topology);
+}
+
+TEST(ParseConfigTest, HealthPolicyIsReadCaseInsensitively) {
+  struct Case {
+    const char* text;
+    HealthPolicy want;
+  };
+  for (const Case& c : {Case{"all", HealthPolicy::kAll}, Case{"ALL", HealthPolicy::kAll},
+                        Case{"any", HealthPolicy::kAny}, Case{"Any", HealthPolicy::kAny}}) {
+    ASSERT_OK_AND_ASSIGN(
+        PluginConfig got,
+        ParseConfig(OneEntry(fmt::format(R"({{"resourceName": "r", "rdmaHcaMax": 1,
+                                             "healthPolicy": "{}", "devices": ["ib0"]}})",
+                                         c.text)),
+                    nullptr));
+    EXPECT_EQ(got.resources[0].health_policy, c.want) << c.text;
+  }
+}
+
+TEST(ParseConfigTest, TopologyFalseTurnsTopologyOff) {
+  ASSERT_OK_AND_ASSIGN(PluginConfig got,
+                       ParseConfig(OneEntry(R"({"resourceName": "r", "rdmaHcaMax": 1,
+                                                "topology": false, "devices": ["ib0"]})"),
+                                   nullptr));
+  EXPECT_FALSE(got.resources[0].topology);
 }
 
 TEST(ParseConfigTest, DeprecatedDevicesFoldIntoIfNames) {
@@ -542,6 +577,18 @@ INSTANTIATE_TEST_SUITE_P(
          E(R"({"resourceName": "r", "rdmaHcaMax": 1, "mountCli": 1,
                "selectors": {"ifNames": ["a"]}})"),
          {kR, "mountCli: must be a boolean, got number"}},
+        {"HealthPolicyUnknownValue",
+         E(R"({"resourceName": "r", "rdmaHcaMax": 1, "healthPolicy": "most",
+               "devices": ["ib0"]})"),
+         {kR, "healthPolicy: must be \"any\" or \"all\", got \"most\""}},
+        {"HealthPolicyNotString",
+         E(R"({"resourceName": "r", "rdmaHcaMax": 1, "healthPolicy": true,
+               "devices": ["ib0"]})"),
+         {kR, "healthPolicy: must be \"any\" or \"all\", got boolean true"}},
+        {"TopologyNotBool",
+         E(R"({"resourceName": "r", "rdmaHcaMax": 1, "topology": "false",
+               "devices": ["ib0"]})"),
+         {kR, "topology: must be a boolean, got string \"false\""}},
         {"DuplicateNameSamePrefix",
          R"({"configList": [)" + std::string(kGoodEntry) + ", " + std::string(kGoodEntry) + "]}",
          {"configList[1] (resourceName \"good\"): resourceName: duplicate of configList[0] "
