@@ -57,6 +57,26 @@ struct RdmaPort {
   }
 };
 
+// Link state of one netdev of an RDMA device (sysfs class/net/<if>/{operstate,carrier}).
+struct NetdevState {
+  std::string name;
+  // "up", "down", "lowerlayerdown", "unknown", ...; empty when unreadable.
+  std::string operstate;
+  // 1 = carrier, 0 = none (also when the kernel refuses the read: interface down), -1 = no
+  // carrier attribute.
+  int carrier = -1;
+
+  // Usable for traffic: operstate "up" (or "unknown", which some drivers report while working;
+  // or unreadable: no evidence of a problem) and a carrier unless the attribute is absent.
+  bool up() const {
+    return (operstate.empty() || operstate == "up" || operstate == "unknown") && carrier != 0;
+  }
+
+  bool operator==(const NetdevState& o) const {
+    return name == o.name && operstate == o.operstate && carrier == o.carrier;
+  }
+};
+
 // One RDMA device (an ibdev such as mlx5_0) with its PCI parent, netdevs, ports and nodes.
 struct RdmaDevice {
   // Kernel name of the RDMA device ("mlx5_0").
@@ -74,6 +94,8 @@ struct RdmaDevice {
   int numa_node = -1;
   // Network interfaces of the parent function, sorted ("enp11s0f0np0").
   std::vector<std::string> netdevs;
+  // Link state of each netdev, in the order of `netdevs`.
+  std::vector<NetdevState> netdev_states;
   // Ports, ordered by number.
   std::vector<RdmaPort> ports;
   // The verbs node; a device without one (or whose node is absent) is not usable.
@@ -82,11 +104,15 @@ struct RdmaDevice {
   // Usable by a container: the uverbs node exists.
   bool usable() const { return uverbs.has_value() && uverbs->present; }
 
+  // Why the device cannot carry RDMA traffic now, or "" when it is healthy. Healthy means:
+  // usable(), a bound driver (PCI devices), at least one ACTIVE port (when it has ports), and
+  // for RoCE (an Ethernet port) at least one netdev up (when it has netdevs).
+  std::string HealthProblem() const;
   bool operator==(const RdmaDevice& o) const {
     return ibdev == o.ibdev && pci_address == o.pci_address && vendor_id == o.vendor_id &&
            device_id == o.device_id && pci_class == o.pci_class && driver == o.driver &&
-           numa_node == o.numa_node && netdevs == o.netdevs && ports == o.ports &&
-           uverbs == o.uverbs;
+           numa_node == o.numa_node && netdevs == o.netdevs && netdev_states == o.netdev_states &&
+           ports == o.ports && uverbs == o.uverbs;
   }
 };
 

@@ -293,6 +293,7 @@ class ScanPass {
               [](const RdmaPort& a, const RdmaPort& b) { return a.number < b.number; });
     if (!pci) dev.netdevs.assign(gid_netdevs.begin(), gid_netdevs.end());
     std::sort(dev.netdevs.begin(), dev.netdevs.end());
+    for (const std::string& name : dev.netdevs) dev.netdev_states.push_back(ReadNetdevState(name));
 
     auto verbs = verbs_.find(ibdev);
     if (verbs == verbs_.end()) {
@@ -309,6 +310,22 @@ class ScanPass {
       }
     }
     return dev;
+  }
+
+  // operstate/carrier through class/net/<name> (the netdev's own directory, wherever it lives).
+  NetdevState ReadNetdevState(const std::string& name) {
+    NetdevState st;
+    st.name = name;
+    std::string dir = JoinPath(paths_.sys_root, "class/net/" + name);
+    auto oper = ReadAttr(JoinPath(dir, "operstate"));
+    if (oper.ok()) st.operstate = *oper;
+    auto carrier = ReadAttr(JoinPath(dir, "carrier"));
+    if (carrier.ok()) {
+      st.carrier = *carrier == "1" ? 1 : 0;
+    } else if (!absl::IsNotFound(carrier.status())) {
+      st.carrier = 0;  // the kernel answers EINVAL while the interface is down
+    }
+    return st;
   }
 
   // The umad or issm node (`kind`) of (ibdev, port), warning when there is none.

@@ -568,5 +568,84 @@ TEST(DeviceScannerTest, ConcurrentScansAgree) {
   EXPECT_EQ(logs.Count("node=rdma_cm"), 1) << logs.text();
 }
 
+// Health inputs: each mutation of mlx5_1 (0000:0c:00.0, enp12s0f0np0) makes exactly that device
+// unhealthy, with its cause; mlx5_0 stays healthy.
+struct HealthCase {
+  std::string name;
+  std::function<void(FakeNode&)> mutate;
+  std::string cause;
+};
+
+class HealthProblemTest : public ::testing::TestWithParam<HealthCase> {};
+
+TEST_P(HealthProblemTest, MutationMakesOnlyThatDeviceUnhealthyWithItsCause) {
+  TempDir tmp;
+  ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(TwoRoce(), tmp.path()));
+  SysfsDeviceScanner scanner(node.paths());
+  ASSERT_OK_AND_ASSIGN(NodeInventory before, scanner.Scan());
+  ASSERT_EQ(before.devices.size(), 2u);
+  EXPECT_EQ(before.devices[1].HealthProblem(), "");
+  GetParam().mutate(node);
+  ASSERT_OK_AND_ASSIGN(NodeInventory after, scanner.Scan());
+  ASSERT_EQ(after.devices.size(), 2u);
+  EXPECT_EQ(after.devices[0].HealthProblem(), "");
+  EXPECT_THAT(after.devices[1].HealthProblem(), HasSubstr(GetParam().cause));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Mutations, HealthProblemTest,
+    ::testing::Values(
+        HealthCase{
+            "PortDown",
+            [](FakeNode& n) { ASSERT_OK(n.SetPortState("mlx5_1", 1, "1: DOWN", "3: Disabled")); },
+            "port 1 DOWN"},
+        HealthCase{"NetdevDown",
+                   [](FakeNode& n) { ASSERT_OK(n.SetNetdevState("enp12s0f0np0", "down", 0)); },
+                   "netdev enp12s0f0np0 operstate=down carrier=0"},
+        HealthCase{"NoCarrier",
+                   [](FakeNode& n) { ASSERT_OK(n.SetNetdevState("enp12s0f0np0", "up", 0)); },
+                   "netdev enp12s0f0np0 operstate=up carrier=0"},
+        HealthCase{"UverbsNodeRemoved", [](FakeNode& n) { ASSERT_OK(n.RemoveDevNode("uverbs1")); },
+                   "uverbs node "},
+        HealthCase{"DriverUnbound", [](FakeNode& n) { ASSERT_OK(n.UnbindDriver("0000:0c:00.0")); },
+                   "PCI function 0000:0c:00.0 has no driver bound"}),
+    [](const ::testing::TestParamInfo<HealthCase>& info) { return info.param.name; });
+
+TEST(DeviceScannerTest, NetdevStatesFollowTheNetdevList) {
+  TempDir tmp;
+  ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(TwoRoce(), tmp.path()));
+  ASSERT_OK(node.SetNetdevState("enp11s0f0np0", "lowerlayerdown", 0));
+  SysfsDeviceScanner scanner(node.paths());
+  ASSERT_OK_AND_ASSIGN(NodeInventory inv, scanner.Scan());
+  ASSERT_EQ(inv.devices[0].netdev_states.size(), 1u);
+  EXPECT_EQ(inv.devices[0].netdev_states[0], (NetdevState{"enp11s0f0np0", "lowerlayerdown", 0}));
+  EXPECT_EQ(inv.devices[1].netdev_states[0], (NetdevState{"enp12s0f0np0", "up", 1}));
+}
+
+TEST(NetdevStateTest, UpNeedsUpOrUnknownOperstateAndNoMissingCarrier) {
+  EXPECT_TRUE((NetdevState{"a", "up", 1}).up());
+  EXPECT_TRUE((NetdevState{"a", "unknown", -1}).up());
+  EXPECT_TRUE((NetdevState{"a", "", -1}).up());
+  EXPECT_FALSE((NetdevState{"a", "up", 0}).up());
+  EXPECT_FALSE((NetdevState{"a", "down", 1}).up());
+  EXPECT_FALSE((NetdevState{"a", "dormant", 1}).up());
+}
+
+TEST(HealthProblemTest, InfiniBandPortIgnoresItsIpoibNetdev) {
+  RdmaDevice d;
+  d.ibdev = "mlx5_0";
+  d.uverbs = CharDevice{"uverbs0", 231, 192, "/dev/infiniband/uverbs0", true};
+  RdmaPort p;
+  p.number = 1;
+  p.state = "ACTIVE";
+  p.link_layer = LinkLayer::kInfiniBand;
+  d.ports.push_back(p);
+  d.netdevs = {"ib0"};
+  d.netdev_states = {NetdevState{"ib0", "down", 0}};
+  EXPECT_EQ(d.HealthProblem(), "");
+  d.ports[0].link_layer = LinkLayer::kEthernet;
+  EXPECT_THAT(d.HealthProblem(), HasSubstr("netdev ib0 operstate=down"));
+}
+
 }  // namespace
 }  // namespace rdmashare::rdma
