@@ -8,6 +8,7 @@
 #include "cni/ipam/etcd_store.h"
 #include "cni/ipam/local_store.h"
 #include "cni/protocol/error.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
@@ -115,12 +116,17 @@ auto WithAllocator(const IpamArgs& args, Fn fn)
 }  // namespace
 
 absl::StatusOr<Result> IpamAdd(const IpamArgs& args) {
-  return WithAllocator(args, [&](Allocator& a, Session& s) { return a.Add(s.args, s.conf); });
+  return WithAllocator(args, [&](Allocator& a, Session& s) {
+    auto result = a.Add(s.args, s.conf);
+    RDMASHARE_FAILPOINT("ipam.add.after_alloc");
+    return result;
+  });
 }
 
 absl::Status IpamDel(const IpamArgs& args) {
   return WithAllocator(args, [&](Allocator& a, Session& s) -> absl::Status {
     absl::Status st = a.Del(s.args, s.conf);
+    RDMASHARE_FAILPOINT("ipam.del.after_release");
     if (s.journal_dir.empty() || !IsEtcdUnreachable(st)) return st;
     // etcd is down: a DEL must not leave the pod stuck. Record the release; the next
     // invocation or GC that reaches etcd performs it (only if still held by this owner).

@@ -15,6 +15,7 @@
 #include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -296,6 +297,7 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
   // either (the next GC or a DEL cleans up anyway), and each fsync costs milliseconds on the ADD
   // path.
   ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir, r.ip, EncodeRecord(r), durable_));
+  RDMASHARE_FAILPOINT("ipam.store.reserve.after_temp");
   // link(2) fails with EEXIST instead of replacing: a record is never overwritten, even by a
   // process that does not honour our lock.
   int rc = ::link(tmp.c_str(), path.c_str());
@@ -305,6 +307,7 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
     if (err == EEXIST) return false;
     return IoError("link", path, err);
   }
+  RDMASHARE_FAILPOINT("ipam.store.reserve.after_record");
   if (r.quarantined()) return true;
   nlohmann::json meta = {{"containerID", r.container_id},
                          {"ifname", r.ifname},
@@ -331,6 +334,7 @@ absl::Status LocalStore::Release(const std::string& network, const std::string& 
   std::string dir = NetworkDir(network);
   std::string meta = JoinPath(JoinPath(dir, kMetaDir), ip);
   if (::unlink(meta.c_str()) != 0 && errno != ENOENT) return IoError("remove", meta, errno);
+  RDMASHARE_FAILPOINT("ipam.store.release.after_sidecar");
   std::string path = JoinPath(dir, ip);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return IoError("remove", path, errno);
   return absl::OkStatus();

@@ -24,6 +24,7 @@
 #include "cni/protocol/error.h"
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/result.h"
+#include "common/failpoint.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -304,6 +305,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   undo.Push([&ctx] {
     if (auto s = IpamRelease(ctx); !s.ok()) spdlog::error("undo: IPAM release: {}", s.ToString());
   });
+  RDMASHARE_FAILPOINT("macvlan.add.after_ipam");
   if (result.ips.empty()) {
     return CniError(kInvalidNetworkConfig,
                     fmt::format("network {}: IPAM returned no address", ctx.conf.name));
@@ -320,6 +322,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     return AnnotateCni(
         s, fmt::format("interface {}: create macvlan on {}", req.ifname, master.link.name));
   }
+  RDMASHARE_FAILPOINT("macvlan.add.after_link_create");
   auto created = pod.GetLink(temp);
   if (!created.ok()) return AnnotateCni(created.status(), "interface " + req.ifname);
   const int ifindex = created->index;
@@ -327,6 +330,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   if (auto s = pod.RenameLink(ifindex, req.ifname); !s.ok()) {
     return AnnotateCni(s, fmt::format("interface {}: rename from {}", req.ifname, temp));
   }
+  RDMASHARE_FAILPOINT("macvlan.add.after_rename");
   std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
   for (const IpConfig& c : result.ips) {
     auto ip = net::ParseCidr(c.address);
@@ -431,16 +435,19 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
       }
     }
   }
+  RDMASHARE_FAILPOINT("macvlan.add.after_addresses");
   ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, result, ifindex, table));
   for (const net::Route& r : plan.routes) {
     if (auto s = pod.AddRoute(r); !s.ok() && !absl::IsAlreadyExists(s)) {
       return AnnotateCni(s, "interface " + req.ifname);
     }
   }
+  RDMASHARE_FAILPOINT("macvlan.add.after_routes");
   for (const net::Rule& r : plan.rules) {
     if (auto s = pod.AddRule(r); !s.ok()) return AnnotateCni(s, "interface " + req.ifname);
     undo.Push([&pod, r] { (void)pod.DeleteRule(r); });
   }
+  RDMASHARE_FAILPOINT("macvlan.add.after_rules");
 
   Interface iface;
   iface.name = req.ifname;
@@ -507,6 +514,7 @@ absl::Status CleanupPod(const Context& ctx) {
 absl::StatusOr<std::string> Del(const CniRequest& req, const HostPaths& paths) {
   ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
   absl::Status pod_status = CleanupPod(ctx);
+  RDMASHARE_FAILPOINT("macvlan.del.after_pod_cleanup");
   absl::Status ipam_status = ctx.config.ipam_type.empty() ? absl::OkStatus() : IpamRelease(ctx);
   RETURN_IF_ERROR(pod_status);
   RETURN_IF_ERROR(ipam_status);
