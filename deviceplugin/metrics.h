@@ -1,0 +1,200 @@
+// Metrics and the observability HTTP endpoint of rdmashare-dp.
+//
+// MetricsRegistry holds counter and gauge families (name, help, label names) and their series
+// (one value per label-value tuple) and renders them in the Prometheus text exposition format
+// 0.0.4: families sorted by name, series sorted by label values, "# HELP" and "# TYPE" lines,
+// label values escaped (\\, \", \n). The registry owns its families; the Counter*/Gauge*
+// handles it returns stay valid for the registry's lifetime. Everything is thread-safe.
+//
+// HttpServer serves GET /metrics (the registry), /healthz (liveness callback) and /readyz
+// (readiness callback) from one thread that multiplexes all clients with poll(): a slow or silent
+// client is cut off at its deadline and never delays another. One request per connection
+// ("Connection: close"). Start/Stop from the owning thread; the callbacks run on the server
+// thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/unique_fd.h"
+
+namespace rdmashare::deviceplugin {
+
+// Content-Type of /metrics.
+inline constexpr char kPrometheusContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+enum class MetricType { kCounter, kGauge };
+
+class MetricsRegistry;
+
+// One metric family: a name, help text, label names and a value per label-value tuple.
+// Label values are given in the order of the family's label names. A call whose number of
+// values differs from the number of label names changes nothing (it is a programming error; it
+// is logged once per family).
+class MetricFamily {
+ public:
+  MetricFamily(std::string name, std::string help, MetricType type,
+               std::vector<std::string> label_names);
+  MetricFamily(const MetricFamily&) = delete;
+  MetricFamily& operator=(const MetricFamily&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& help() const { return help_; }
+  MetricType type() const { return type_; }
+  const std::vector<std::string>& label_names() const { return label_names_; }
+
+  // The value of one series, nullopt when it does not exist.
+  std::optional<double> Value(const std::vector<std::string>& label_values = {}) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Deletes one series (e.g. of a resource that was removed from the config).
+  void Remove(const std::vector<std::string>& label_values) ABSL_LOCKS_EXCLUDED(mu_);
+  // Deletes every series whose value for label `label_name` is `label_value`.
+  void RemoveMatching(const std::string& label_name, const std::string& label_value)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Appends this family in exposition format to `out`.
+  void Render(std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ protected:
+  // Adds `delta` to a series (creating it at 0).
+  void AddTo(const std::vector<std::string>& label_values, double delta) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets a series (creating it).
+  void SetTo(const std::vector<std::string>& label_values, double value) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  bool CheckArity(const std::vector<std::string>& label_values) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string name_;
+  const std::string help_;
+  const MetricType type_;
+  const std::vector<std::string> label_names_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::vector<std::string>, double> series_ ABSL_GUARDED_BY(mu_);
+  mutable bool arity_error_logged_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A monotonically increasing count ("..._total").
+class Counter : public MetricFamily {
+ public:
+  using MetricFamily::MetricFamily;
+  // Adds `delta` (negative deltas are ignored: counters never go down).
+  void Increment(const std::vector<std::string>& label_values = {}, double delta = 1.0);
+};
+
+// A value that goes up and down.
+class Gauge : public MetricFamily {
+ public:
+  using MetricFamily::MetricFamily;
+  void Set(const std::vector<std::string>& label_values, double value);
+  void Set(double value) { Set({}, value); }
+  void Add(const std::vector<std::string>& label_values, double delta);
+};
+
+// The set of families a process exports.
+class MetricsRegistry {
+ public:
+  MetricsRegistry() = default;
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+
+  // Creates a family. Names must match [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+  // [a-zA-Z_][a-zA-Z0-9_]* without a leading "__" and without duplicates; InvalidArgument naming
+  // the bad name otherwise, AlreadyExists when the metric name is taken. A family without labels
+  // starts with its single series at 0.
+  absl::StatusOr<Counter*> AddCounter(const std::string& name, const std::string& help,
+                                      std::vector<std::string> label_names = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Gauge*> AddGauge(const std::string& name, const std::string& help,
+                                  std::vector<std::string> label_names = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Registers a function run at the start of every Render (outside the registry lock), to
+  // refresh gauges that are cheaper to read on demand (e.g. devices per resource).
+  void AddCollectHook(std::function<void()> hook) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The whole exposition text (families sorted by name).
+  std::string Render() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Status CheckNew(const std::string& name, const std::vector<std::string>& label_names) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<MetricFamily>> families_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> hooks_ ABSL_GUARDED_BY(mu_);
+};
+
+// Escapes a label value for the exposition format (\\ -> \\\\, " -> \", newline -> \n).
+std::string EscapeLabelValue(const std::string& value);
+// Formats a sample value as the exposition format expects ("1", "0.25", "+Inf", "NaN").
+std::string FormatMetricValue(double value);
+
+// Splits "host:port" ("127.0.0.1:9090", "[::1]:0", "localhost:9090", ":9090" = all
+// interfaces) into host and port. InvalidArgument naming the address otherwise.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& address);
+
+struct HttpServerOptions {
+  // "host:port"; port 0 picks a free port (see HttpServer::port()).
+  std::string address = "127.0.0.1:0";
+  // Largest request head accepted (request line + headers); bigger ones get 431.
+  size_t max_request_bytes = 8192;
+  // A client must send its request head and take the response within this time.
+  std::chrono::milliseconds client_timeout = std::chrono::seconds(5);
+  // Connections beyond this many are accepted and closed at once (503).
+  int max_clients = 64;
+};
+
+// Liveness/readiness probe: OK = healthy/ready; otherwise the message is the reason given in
+// the 503 response body.
+using ProbeFn = std::function<absl::Status()>;
+
+class HttpServer {
+ public:
+  // `registry` must outlive the server. Null probes always report OK.
+  HttpServer(HttpServerOptions options, const MetricsRegistry* registry, ProbeFn liveness,
+             ProbeFn readiness);
+  ~HttpServer();  // Stops.
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the server thread. Errors name the address: InvalidArgument
+  // (unparsable or unresolvable address, address not on this host), Unavailable (address in
+  // use), PermissionDenied, Internal. FailedPrecondition when already started.
+  absl::Status Start();
+  // The bound port (useful with port 0); 0 before Start.
+  uint16_t port() const { return port_; }
+  // Stops accepting, closes every connection and joins the thread. Idempotent.
+  void Stop();
+
+ private:
+  struct Conn;
+  void Loop();
+  // Builds the complete response for one request head.
+  std::string Respond(const std::string& head) const;
+
+  const HttpServerOptions options_;
+  const MetricsRegistry* const registry_;
+  const ProbeFn liveness_;
+  const ProbeFn readiness_;
+
+  UniqueFd listen_fd_;
+  UniqueFd wake_fd_;  // eventfd: Stop() wakes poll()
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace rdmashare::deviceplugin
