@@ -1,0 +1,502 @@
+#include "deviceplugin/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "common/testing/wait.h"
+#include "common/unique_fd.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rdmashare::deviceplugin {
+namespace {
+
+using ::rdmashare::testing::IsOk;
+using ::rdmashare::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Optional;
+using ::testing::StartsWith;
+
+// ---------------------------------------------------------------------------------------------
+// Registry and exposition format
+
+TEST(MetricsRegistryTest, RendersExactExpositionTextSortedByNameAndLabels) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Gauge * devices,
+                       r.AddGauge("rdmashare_devices", "Devices per resource.", {"resource"}));
+  ASSERT_OK_AND_ASSIGN(Counter * allocs, r.AddCounter("rdmashare_allocate_calls_total",
+                                                      "Allocate calls.", {"resource", "result"}));
+  ASSERT_OK_AND_ASSIGN(Gauge * scan,
+                       r.AddGauge("rdmashare_scan_duration_seconds", "Duration of the last scan."));
+  devices->Set({"spidernet.io/rail2"}, 4);
+  devices->Set({"spidernet.io/rail1"}, 1000);
+  allocs->Increment({"spidernet.io/rail1", "ok"});
+  allocs->Increment({"spidernet.io/rail1", "ok"}, 2);
+  allocs->Increment({"spidernet.io/rail1", "error"});
+  scan->Set(0.0125);
+  EXPECT_EQ(r.Render(),
+            "# HELP rdmashare_allocate_calls_total Allocate calls.\n"
+            "# TYPE rdmashare_allocate_calls_total counter\n"
+            "rdmashare_allocate_calls_total{resource=\"spidernet.io/rail1\",result=\"error\"} 1\n"
+            "rdmashare_allocate_calls_total{resource=\"spidernet.io/rail1\",result=\"ok\"} 3\n"
+            "# HELP rdmashare_devices Devices per resource.\n"
+            "# TYPE rdmashare_devices gauge\n"
+            "rdmashare_devices{resource=\"spidernet.io/rail1\"} 1000\n"
+            "rdmashare_devices{resource=\"spidernet.io/rail2\"} 4\n"
+            "# HELP rdmashare_scan_duration_seconds Duration of the last scan.\n"
+            "# TYPE rdmashare_scan_duration_seconds gauge\n"
+            "rdmashare_scan_duration_seconds 0.0125\n");
+}
+
+TEST(MetricsRegistryTest, FamilyWithoutLabelsStartsAtZero) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Counter * c, r.AddCounter("x_total", "X."));
+  EXPECT_THAT(c->Value(), Optional(0.0));
+  EXPECT_EQ(r.Render(), "# HELP x_total X.\n# TYPE x_total counter\nx_total 0\n");
+}
+
+TEST(MetricsRegistryTest, EscapesLabelValuesAndHelp) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Gauge * g, r.AddGauge("g", "Help with \\ and\nnewline \"quoted\".", {"l"}));
+  g->Set({"a\\b\"c\nd"}, 1);
+  EXPECT_EQ(r.Render(),
+            "# HELP g Help with \\\\ and\\nnewline \"quoted\".\n"
+            "# TYPE g gauge\n"
+            "g{l=\"a\\\\b\\\"c\\nd\"} 1\n");
+}
+
+TEST(MetricsRegistryTest, FormatsSpecialAndFractionalValues) {
+  struct Case {
+    double v;
+    const char* text;
+  };
+  for (const Case& c : std::vector<Case>{{0, "0"},
+                                         {1, "1"},
+                                         {-2.5, "-2.5"},
+                                         {1e21, "1e+21"},
+                                         {123456789, "123456789"},
+                                         {std::numeric_limits<double>::infinity(), "+Inf"},
+                                         {-std::numeric_limits<double>::infinity(), "-Inf"},
+                                         {std::nan(""), "NaN"}}) {
+    EXPECT_EQ(FormatMetricValue(c.v), c.text);
+  }
+}
+
+TEST(MetricsRegistryTest, CounterIgnoresNegativeDeltasGaugeGoesBothWays) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Counter * c, r.AddCounter("c_total", "C."));
+  ASSERT_OK_AND_ASSIGN(Gauge * g, r.AddGauge("g", "G.", {"k"}));
+  c->Increment({}, 5);
+  c->Increment({}, -3);
+  c->Increment({}, std::nan(""));
+  EXPECT_THAT(c->Value(), Optional(5.0));
+  g->Add({"a"}, 5);
+  g->Add({"a"}, -7);
+  EXPECT_THAT(g->Value({"a"}), Optional(-2.0));
+}
+
+TEST(MetricsRegistryTest, WrongNumberOfLabelValuesChangesNothing) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Gauge * g, r.AddGauge("g", "G.", {"a", "b"}));
+  g->Set({"only-one"}, 1);
+  g->Set({"1", "2", "3"}, 1);
+  EXPECT_EQ(g->Value({"only-one"}), std::nullopt);
+  EXPECT_EQ(r.Render(), "# HELP g G.\n# TYPE g gauge\n");
+}
+
+TEST(MetricsRegistryTest, RemoveAndRemoveMatchingDropSeries) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Gauge * g, r.AddGauge("g", "G.", {"resource", "hca"}));
+  g->Set({"r1", "mlx5_0"}, 1);
+  g->Set({"r1", "mlx5_1"}, 1);
+  g->Set({"r2", "mlx5_0"}, 1);
+  g->Remove({"r2", "mlx5_0"});
+  EXPECT_EQ(g->Value({"r2", "mlx5_0"}), std::nullopt);
+  g->RemoveMatching("resource", "r1");
+  g->RemoveMatching("nolabel", "r1");
+  EXPECT_EQ(r.Render(), "# HELP g G.\n# TYPE g gauge\n");
+}
+
+TEST(MetricsRegistryTest, RejectsBadAndDuplicateNames) {
+  MetricsRegistry r;
+  ASSERT_OK(r.AddCounter("ok_total", "ok").status());
+  struct Case {
+    const char* name;
+    std::vector<std::string> labels;
+    absl::StatusCode code;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"ok_total", {}, absl::StatusCode::kAlreadyExists, "ok_total is already registered"},
+           {"", {}, absl::StatusCode::kInvalidArgument, "metric name ''"},
+           {"1abc", {}, absl::StatusCode::kInvalidArgument, "metric name '1abc'"},
+           {"a-b", {}, absl::StatusCode::kInvalidArgument, "metric name 'a-b'"},
+           {"m", {"__reserved"}, absl::StatusCode::kInvalidArgument, "label name '__reserved'"},
+           {"m", {"a:b"}, absl::StatusCode::kInvalidArgument, "label name 'a:b'"},
+           {"m", {"x", "x"}, absl::StatusCode::kInvalidArgument, "label name x repeated"},
+       }) {
+    EXPECT_THAT(r.AddGauge(c.name, "h", c.labels), StatusIs(c.code, HasSubstr(c.message)))
+        << c.name;
+  }
+}
+
+TEST(MetricsRegistryTest, CollectHooksRunBeforeEachRender) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Gauge * g, r.AddGauge("g", "G."));
+  int calls = 0;
+  r.AddCollectHook([&] { g->Set(++calls); });
+  EXPECT_THAT(r.Render(), HasSubstr("\ng 1\n"));
+  EXPECT_THAT(r.Render(), HasSubstr("\ng 2\n"));
+}
+
+TEST(MetricsRegistryTest, ConcurrentIncrementsAreAllCounted) {
+  MetricsRegistry r;
+  ASSERT_OK_AND_ASSIGN(Counter * c, r.AddCounter("c_total", "C.", {"t"}));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([c] {
+      for (int i = 0; i < 10000; ++i) c->Increment({"same"});
+    });
+  }
+  std::atomic<bool> done{false};
+  std::thread renderer([&] {
+    while (!done) r.Render();
+  });
+  for (auto& t : threads) t.join();
+  done = true;
+  renderer.join();
+  EXPECT_THAT(c->Value({"same"}), Optional(40000.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address parsing
+
+TEST(ParseHostPortTest, AcceptsLiteralsLocalhostAndEmptyHost) {
+  struct Case {
+    const char* in;
+    const char* host;
+    uint16_t port;
+  };
+  for (const Case& c : std::vector<Case>{{"127.0.0.1:9090", "127.0.0.1", 9090},
+                                         {"[::1]:0", "::1", 0},
+                                         {"localhost:65535", "localhost", 65535},
+                                         {":8080", "", 8080}}) {
+    ASSERT_OK_AND_ASSIGN(auto hp, ParseHostPort(c.in));
+    EXPECT_EQ(hp.first, c.host) << c.in;
+    EXPECT_EQ(hp.second, c.port) << c.in;
+  }
+}
+
+TEST(ParseHostPortTest, RejectsMalformedAddresses) {
+  struct Case {
+    const char* in;
+    const char* message;
+  };
+  for (const Case& c :
+       std::vector<Case>{{"9090", "expected <host>:<port>"},
+                         {"::1:9090", "an IPv6 address must be written in brackets"},
+                         {"[::1:9090", "missing ']'"},
+                         {"[::1]9090", "expected ':<port>' after ']'"},
+                         {"[]:1", "empty IPv6 address"},
+                         {"127.0.0.1:", "port '' is not a number"},
+                         {"127.0.0.1:http", "port 'http' is not a number"},
+                         {"127.0.0.1:65536", "port 65536 is out of range"}}) {
+    EXPECT_THAT(ParseHostPort(c.in),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr(std::string("'") + c.in + "': " + c.message)))
+        << c.in;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP server over real loopback sockets
+
+UniqueFd Connect(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return UniqueFd();
+  return fd;
+}
+
+// Sends `request` (if any), then reads until the server closes (or 10 s pass).
+std::string Exchange(int fd, const std::string& request) {
+  size_t off = 0;
+  while (off < request.size()) {
+    ssize_t n = ::send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  std::string out;
+  char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string Request(uint16_t port, const std::string& request) {
+  UniqueFd fd = Connect(port);
+  if (!fd.valid()) return "connect failed";
+  return Exchange(fd.get(), request);
+}
+
+std::string Get(uint16_t port, const std::string& path) {
+  return Request(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+std::string Body(const std::string& response) {
+  size_t p = response.find("\r\n\r\n");
+  return p == std::string::npos ? "" : response.substr(p + 4);
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto g = registry_.AddGauge("rdmashare_ready_resources", "Registered resources.");
+    ASSERT_OK(g.status());
+    (*g)->Set(3);
+  }
+  void StartServer(HttpServerOptions opts = {}) {
+    server_ = std::make_unique<HttpServer>(
+        std::move(opts), &registry_, [this] { return live_status_(); },
+        [this] { return ready_status_(); });
+    ASSERT_OK(server_->Start());
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  MetricsRegistry registry_;
+  std::function<absl::Status()> live_status_ = [] { return absl::OkStatus(); };
+  std::function<absl::Status()> ready_status_ = [] { return absl::OkStatus(); };
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, MetricsServesTheRegistryWithThePrometheusContentType) {
+  StartServer();
+  std::string r = Get(server_->port(), "/metrics");
+  std::string body = registry_.Render();
+  EXPECT_EQ(r,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  EXPECT_EQ(body,
+            "# HELP rdmashare_ready_resources Registered resources.\n"
+            "# TYPE rdmashare_ready_resources gauge\nrdmashare_ready_resources 3\n");
+}
+
+TEST_F(HttpServerTest, QueryStringIsIgnored) {
+  StartServer();
+  EXPECT_THAT(Get(server_->port(), "/metrics?name[]=x"), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(HttpServerTest, HealthzFollowsTheLivenessCallback) {
+  StartServer();
+  std::string ok = Get(server_->port(), "/healthz");
+  EXPECT_THAT(ok, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(Body(ok), "ok\n");
+  live_status_ = [] { return absl::UnavailableError("event loop stalled for 42 s"); };
+  std::string bad = Get(server_->port(), "/healthz");
+  EXPECT_THAT(bad, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_EQ(Body(bad), "event loop stalled for 42 s\n");
+}
+
+TEST_F(HttpServerTest, ReadyzFollowsTheReadinessCallbackWithTheReason) {
+  ready_status_ = [] {
+    return absl::UnavailableError("resource spidernet.io/rail3 is not registered");
+  };
+  StartServer();
+  std::string not_ready = Get(server_->port(), "/readyz");
+  EXPECT_THAT(not_ready, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_EQ(Body(not_ready), "resource spidernet.io/rail3 is not registered\n");
+  ready_status_ = [] { return absl::OkStatus(); };
+  std::string ready = Get(server_->port(), "/readyz");
+  EXPECT_THAT(ready, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(Body(ready), "ok\n");
+}
+
+TEST_F(HttpServerTest, NullProbesReportOk) {
+  server_ = std::make_unique<HttpServer>(HttpServerOptions{}, &registry_, nullptr, nullptr);
+  ASSERT_OK(server_->Start());
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(Get(server_->port(), "/readyz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(HttpServerTest, HeadGetsHeadersWithoutBody) {
+  StartServer();
+  std::string r = Request(server_->port(), "HEAD /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(r, HasSubstr("Content-Length: 3\r\n"));
+  EXPECT_EQ(Body(r), "");
+}
+
+TEST_F(HttpServerTest, ErrorResponses) {
+  StartServer();
+  struct Case {
+    std::string request;
+    std::string status_line;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"GET /nothing HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+           {"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+           {"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nxy",
+            "HTTP/1.1 405 Method Not Allowed\r\n"},
+           {"DELETE /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"},
+           {"hello\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           {"GET /metrics\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           {"GET metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           {"GET /metrics HTTP/2.0\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           {"G(T /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           {"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           // A bad request line is answered as soon as the line is complete...
+           {"BLAH\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+           // ...and binary garbage (a TLS ClientHello) without waiting for a line end.
+           {std::string("\x16\x03\x01\x02\x00\x01", 6), "HTTP/1.1 400 Bad Request\r\n"},
+       }) {
+    EXPECT_THAT(Request(server_->port(), c.request), StartsWith(c.status_line)) << c.request;
+  }
+  EXPECT_THAT(Request(server_->port(), "PUT /x HTTP/1.1\r\n\r\n"), HasSubstr("Allow: GET, HEAD"));
+}
+
+TEST_F(HttpServerTest, OversizedRequestHeadGets431) {
+  HttpServerOptions opts;
+  opts.max_request_bytes = 1024;
+  StartServer(opts);
+  std::string big = "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
+  std::string r = Request(server_->port(), big);
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  EXPECT_THAT(Body(r), HasSubstr("exceeds 1024 bytes"));
+  // A head just under the limit is still served.
+  std::string fits = "GET /healthz HTTP/1.1\r\nX-Pad: " + std::string(900, 'a') + "\r\n\r\n";
+  EXPECT_THAT(Request(server_->port(), fits), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(HttpServerTest, SilentClientDoesNotBlockOthersAndTimesOut) {
+  HttpServerOptions opts;
+  opts.client_timeout = std::chrono::milliseconds(1500);
+  StartServer(opts);
+  UniqueFd silent = Connect(server_->port());
+  ASSERT_TRUE(silent.valid());
+  // A half-sent request holds its connection open too.
+  UniqueFd partial = Connect(server_->port());
+  ASSERT_TRUE(partial.valid());
+  ASSERT_GT(::send(partial.get(), "GET /metr", 9, MSG_NOSIGNAL), 0);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  // The silent client is cut off at its deadline with 408.
+  EXPECT_THAT(Exchange(silent.get(), ""), StartsWith("HTTP/1.1 408 Request Timeout\r\n"));
+  EXPECT_THAT(Exchange(partial.get(), ""), StartsWith("HTTP/1.1 408 Request Timeout\r\n"));
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503) {
+  HttpServerOptions opts;
+  opts.max_clients = 2;
+  StartServer(opts);
+  UniqueFd a = Connect(server_->port()), b = Connect(server_->port());
+  ASSERT_TRUE(a.valid() && b.valid());
+  // Once a and b are held open, a third connection is turned away at once.
+  std::string third;
+  for (int i = 0; i < 50 && third.find(" 503 ") == std::string::npos; ++i) {
+    third = Get(server_->port(), "/healthz");
+  }
+  EXPECT_THAT(third, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  a.Reset();
+  b.Reset();
+  EXPECT_TRUE(::rdmashare::testing::WaitFor(
+      [&] { return Get(server_->port(), "/healthz").rfind("HTTP/1.1 200 OK\r\n", 0) == 0; }));
+}
+
+TEST_F(HttpServerTest, ManySequentialAndParallelClientsAreServed) {
+  StartServer();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        if (Get(server_->port(), "/metrics").rfind("HTTP/1.1 200 OK\r\n", 0) == 0) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 200);
+}
+
+TEST_F(HttpServerTest, BindFailureNamesTheAddress) {
+  StartServer();
+  std::string taken = "127.0.0.1:" + std::to_string(server_->port());
+  HttpServer second(HttpServerOptions{taken}, &registry_, nullptr, nullptr);
+  EXPECT_THAT(second.Start(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("bind " + taken + ": ")));
+  // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+  HttpServer foreign(HttpServerOptions{"192.0.2.1:0"}, &registry_, nullptr, nullptr);
+  EXPECT_THAT(foreign.Start(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bind 192.0.2.1:0: ")));
+  HttpServer name(HttpServerOptions{"metrics.example:9090"}, &registry_, nullptr, nullptr);
+  EXPECT_THAT(name.Start(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("host 'metrics.example' is not an IP address")));
+  HttpServer garbage(HttpServerOptions{"nonsense"}, &registry_, nullptr, nullptr);
+  EXPECT_THAT(garbage.Start(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'nonsense'")));
+}
+
+TEST_F(HttpServerTest, ListensOnIpv6LoopbackAndLocalhost) {
+  HttpServer v6(HttpServerOptions{"[::1]:0"}, &registry_, nullptr, nullptr);
+  absl::Status st = v6.Start();
+  if (st.ok()) {
+    UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 sa = {};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(v6.port());
+    sa.sin6_addr = in6addr_loopback;
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    EXPECT_THAT(Exchange(fd.get(), "GET /healthz HTTP/1.1\r\n\r\n"),
+                StartsWith("HTTP/1.1 200 OK\r\n"));
+  } else {
+    // Only acceptable when the kernel has no IPv6 loopback.
+    EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument)) << st;
+  }
+  HttpServer local(HttpServerOptions{"localhost:0"}, &registry_, nullptr, nullptr);
+  ASSERT_OK(local.Start());
+  EXPECT_THAT(Get(local.port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(HttpServerTest, StartTwiceFailsAndStopIsIdempotent) {
+  StartServer();
+  EXPECT_THAT(server_->Start(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already started")));
+  uint16_t port = server_->port();
+  server_->Stop();
+  server_->Stop();
+  EXPECT_FALSE(Connect(port).valid());
+}
+
+TEST_F(HttpServerTest, StopClosesOpenConnections) {
+  StartServer();
+  UniqueFd idle = Connect(server_->port());
+  ASSERT_TRUE(idle.valid());
+  server_->Stop();
+  // The server's end is closed: the client reads EOF (no 408, no hang).
+  EXPECT_EQ(Exchange(idle.get(), ""), "");
+}
+
+}  // namespace
+}  // namespace rdmashare::deviceplugin
