@@ -43,6 +43,7 @@ v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapsho
     spec->set_host_path(n.host_path);
     spec->set_permissions(n.permissions);
   }
+  for (const auto& [name, value] : snapshot.envs) (*resp.mutable_envs())[name] = value;
   if (!snapshot.cli_host_path.empty()) {
     v1beta1::Mount* m = resp.add_mounts();
     m->set_container_path(kCliContainerPath);

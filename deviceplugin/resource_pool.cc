@@ -6,6 +6,7 @@
 #include "common/files.h"
 #include "deviceplugin/selectors.h"
 #include "fmt/format.h"
+#include "spdlog/spdlog.h"
 
 namespace rdmashare::deviceplugin {
 namespace {
@@ -25,6 +26,16 @@ std::string HostPathOf(const rdma::CharDevice& dev, const std::string& dev_root,
 }
 
 }  // namespace
+
+std::string EnvPrefixFor(const std::string& resource_name) {
+  std::string out = "RDMASHARE_";
+  for (char c : resource_name) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    out += ok ? c : '_';
+  }
+  return out + "_";
+}
 
 std::vector<DeviceNode> BuildDeviceNodes(const std::vector<rdma::RdmaDevice>& devices,
                                          const std::optional<rdma::CharDevice>& rdma_cm,
@@ -61,24 +72,58 @@ ResourcePool::ResourcePool(ResourceConfig config, std::string dev_root, std::str
 bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
   auto next = std::make_shared<PoolSnapshot>();
   next->devices = SelectDevices(config_, inventory);
-  if (!next->devices.empty()) {
-    next->ids.reserve(config_.rdma_hca_max);
-    for (int i = 0; i < config_.rdma_hca_max; ++i) next->ids.push_back(std::to_string(i));
-  }
   std::set<int64_t> numa;
+  int healthy_count = 0;
+  std::string problems;
+  std::string ibdevs, netdevs;
   for (const rdma::RdmaDevice& d : next->devices) {
-    if (d.usable()) next->healthy = true;
+    std::string problem = d.HealthProblem();
+    if (problem.empty()) {
+      ++healthy_count;
+    } else {
+      problems += fmt::format("{}{}: {}", problems.empty() ? "" : "; ", d.ibdev, problem);
+    }
     if (d.numa_node >= 0) numa.insert(d.numa_node);
+    if (d.usable()) {
+      ibdevs += (ibdevs.empty() ? "" : ",") + d.ibdev;
+      for (const std::string& n : d.netdevs) netdevs += (netdevs.empty() ? "" : ",") + n;
+    }
   }
-  next->numa_nodes.assign(numa.begin(), numa.end());
+  const int total = static_cast<int>(next->devices.size());
+  next->healthy = config_.health_policy == HealthPolicy::kAll ? total > 0 && healthy_count == total
+                                                              : healthy_count > 0;
+  if (!next->healthy) next->health_cause = total == 0 ? "no HCA matches the selectors" : problems;
+  if (config_.topology) next->numa_nodes.assign(numa.begin(), numa.end());
   next->nodes = BuildDeviceNodes(next->devices, inventory.rdma_cm, config_.include_issm, dev_root_,
                                  host_dev_root_);
   if (config_.mount_cli) next->cli_host_path = cli_host_path_;
+  if (!ibdevs.empty()) {
+    const std::string prefix = EnvPrefixFor(config_.resource_name);
+    next->envs = {{prefix + "IBDEVS", ibdevs}, {prefix + "NETDEVS", netdevs}};
+  }
 
-  absl::MutexLock lock(&mu_);
-  if (current_->version != 0 && current_->SameContent(*next)) return false;
-  next->version = current_->version + 1;
-  current_ = std::move(next);
+  std::shared_ptr<const PoolSnapshot> prev;
+  {
+    absl::MutexLock lock(&mu_);
+    prev = current_;
+    if (total > 0 || !prev->ids.empty()) {
+      next->ids.reserve(config_.rdma_hca_max);
+      for (int i = 0; i < config_.rdma_hca_max; ++i) next->ids.push_back(std::to_string(i));
+    }
+    if (total == 0 && !prev->ids.empty()) next->health_cause = "all selected HCAs are gone";
+    if (prev->version != 0 && prev->SameContent(*next)) return false;
+    next->version = prev->version + 1;
+    current_ = next;
+  }
+  if (prev->version != 0 && !next->ids.empty() &&
+      (prev->healthy != next->healthy || prev->ids.empty())) {
+    if (next->healthy) {
+      spdlog::info("resource={} Healthy: {} of {} HCAs usable", full_name_, healthy_count, total);
+    } else {
+      spdlog::warn("resource={} Unhealthy ({} policy): {}", full_name_,
+                   config_.health_policy == HealthPolicy::kAll ? "all" : "any", next->health_cause);
+    }
+  }
   return true;
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -43,9 +44,14 @@ struct PoolSnapshot {
   uint64_t version = 0;
   // Unit IDs "0".."N-1" (N = rdmaHcaMax), empty when no device matched.
   std::vector<std::string> ids;
-  // Health of every unit: true while at least one selected HCA is usable.
+  // Health of every unit, per the resource's healthPolicy: "any" = at least one selected HCA is
+  // healthy (rdma::RdmaDevice::HealthProblem), "all" = every selected HCA is.
   bool healthy = false;
-  // Distinct NUMA nodes of the selected HCAs, ascending (empty when none is known).
+  // Why the units are Unhealthy ("" when healthy): "<ibdev>: <problem>; ..." or "all selected
+  // HCAs are gone" / "no HCA matches the selectors".
+  std::string health_cause;
+  // Distinct NUMA nodes of the selected HCAs, ascending (empty when none is known or the
+  // resource has "topology": false).
   std::vector<int64_t> numa_nodes;
   // Selected HCAs (inventory order).
   std::vector<rdma::RdmaDevice> devices;
@@ -54,13 +60,21 @@ struct PoolSnapshot {
   std::vector<DeviceNode> nodes;
   // Host path of the CLI to mount read-only at kCliContainerPath; empty = no mount.
   std::string cli_host_path;
+  // Environment Allocate sets: RDMASHARE_<RESOURCE>_IBDEVS / _NETDEVS naming the usable HCAs
+  // and their host netdevs, comma-separated (see EnvPrefixFor). Sorted by name.
+  std::vector<std::pair<std::string, std::string>> envs;
 
   // Same content as `o` (versions aside).
   bool SameContent(const PoolSnapshot& o) const {
-    return ids == o.ids && healthy == o.healthy && numa_nodes == o.numa_nodes &&
-           devices == o.devices && nodes == o.nodes && cli_host_path == o.cli_host_path;
+    return ids == o.ids && healthy == o.healthy && health_cause == o.health_cause &&
+           numa_nodes == o.numa_nodes && devices == o.devices && nodes == o.nodes &&
+           cli_host_path == o.cli_host_path && envs == o.envs;
   }
 };
+
+// "RDMASHARE_<RESOURCE>_": the resource name upper-cased, every other character than A-Z and
+// 0-9 as '_' ("shared_cx5-gpu1" -> "RDMASHARE_SHARED_CX5_GPU1_").
+std::string EnvPrefixFor(const std::string& resource_name);
 
 // Builds the node list for `devices`: maps each present char device from `dev_root` to
 // `host_dev_root` and to /dev/infiniband/<name> in the container.
@@ -80,6 +94,8 @@ class ResourcePool {
   const std::string& full_name() const { return full_name_; }
 
   // Recomputes the pool from a fresh inventory. Returns true when a new snapshot was published.
+  // A pool that had HCAs and lost them all keeps its units, Unhealthy. Each health transition
+  // is logged once, with its cause.
   bool Update(const rdma::NodeInventory& inventory) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The current snapshot (never null; version 0 before the first Update).

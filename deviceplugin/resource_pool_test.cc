@@ -198,5 +198,106 @@ TEST(ResourcePoolTest, CheckIdsRejectsUnknownIdNamingIt) {
                        HasSubstr("spidernet.io/r: unknown device ID \"7\"")));
 }
 
+ResourceConfig BothRails(HealthPolicy policy) {
+  ResourceConfig rc = Rail("both", "enp11s0f0np0", 2);
+  rc.selectors.if_names.push_back("enp12s0f0np0");
+  rc.health_policy = policy;
+  return rc;
+}
+
+struct PolicyCase {
+  std::string name;
+  HealthPolicy policy;
+  int down;  // HCAs with their port DOWN (of 2)
+  bool healthy;
+};
+
+class HealthPolicyTest : public ::testing::TestWithParam<PolicyCase> {};
+
+TEST_P(HealthPolicyTest, UnitsFollowThePolicy) {
+  const PolicyCase& c = GetParam();
+  ResourcePool pool(BothRails(c.policy), "/dev", "/dev");
+  rdma::NodeInventory inv = TwoRails();
+  for (int i = 0; i < c.down; ++i) inv.devices[i].ports[0].state = "DOWN";
+  pool.Update(inv);
+  auto snap = pool.Current();
+  EXPECT_EQ(snap->ids.size(), 2u);
+  EXPECT_EQ(snap->healthy, c.healthy);
+  if (c.healthy) {
+    EXPECT_EQ(snap->health_cause, "");
+  } else {
+    EXPECT_THAT(snap->health_cause, HasSubstr("mlx5_0: port 1 DOWN"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, HealthPolicyTest,
+                         ::testing::Values(PolicyCase{"AnyAllUp", HealthPolicy::kAny, 0, true},
+                                           PolicyCase{"AnyOneDown", HealthPolicy::kAny, 1, true},
+                                           PolicyCase{"AnyBothDown", HealthPolicy::kAny, 2, false},
+                                           PolicyCase{"AllAllUp", HealthPolicy::kAll, 0, true},
+                                           PolicyCase{"AllOneDown", HealthPolicy::kAll, 1, false},
+                                           PolicyCase{"AllBothDown", HealthPolicy::kAll, 2, false}),
+                         [](const ::testing::TestParamInfo<PolicyCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST(ResourcePoolTest, LosingEveryHcaKeepsTheUnitsUnhealthyAndTheyRecover) {
+  ResourcePool pool(Rail("r", "enp11s0f0np0", 3), "/dev", "/dev");
+  pool.Update(TwoRails());
+  rdma::NodeInventory gone = TwoRails();
+  gone.devices.erase(gone.devices.begin());
+  EXPECT_TRUE(pool.Update(gone));
+  auto snap = pool.Current();
+  EXPECT_THAT(snap->ids, ElementsAre("0", "1", "2"));
+  EXPECT_FALSE(snap->healthy);
+  EXPECT_EQ(snap->health_cause, "all selected HCAs are gone");
+  EXPECT_TRUE(snap->nodes.empty());
+  EXPECT_TRUE(pool.Update(TwoRails()));
+  EXPECT_TRUE(pool.Current()->healthy);
+  EXPECT_EQ(pool.Current()->ids.size(), 3u);
+}
+
+TEST(ResourcePoolTest, TopologyFalseAdvertisesNoNumaNodes) {
+  ResourceConfig rc = BothRails(HealthPolicy::kAny);
+  ResourcePool with(rc, "/dev", "/dev");
+  with.Update(TwoRails());
+  EXPECT_THAT(with.Current()->numa_nodes, ElementsAre(0, 1));
+  rc.topology = false;
+  ResourcePool without(rc, "/dev", "/dev");
+  without.Update(TwoRails());
+  EXPECT_TRUE(without.Current()->numa_nodes.empty());
+}
+
+TEST(ResourcePoolTest, NumaNodeMinusOneGivesNoTopology) {
+  ResourcePool pool(Rail("r", "enp11s0f0np0"), "/dev", "/dev");
+  rdma::NodeInventory inv = TwoRails();
+  inv.devices[0].numa_node = -1;
+  pool.Update(inv);
+  EXPECT_TRUE(pool.Current()->numa_nodes.empty());
+}
+
+TEST(ResourcePoolTest, EnvNamesTheUsableHcasAndTheirNetdevs) {
+  ResourceConfig rc = BothRails(HealthPolicy::kAny);
+  rc.resource_name = "shared-cx5.gpu1";
+  ResourcePool pool(rc, "/dev", "/dev");
+  rdma::NodeInventory inv = TwoRails();
+  pool.Update(inv);
+  using Env = std::pair<std::string, std::string>;
+  EXPECT_THAT(pool.Current()->envs,
+              ElementsAre(Env{"RDMASHARE_SHARED_CX5_GPU1_IBDEVS", "mlx5_0,mlx5_1"},
+                          Env{"RDMASHARE_SHARED_CX5_GPU1_NETDEVS", "enp11s0f0np0,enp12s0f0np0"}));
+  inv.devices[1].uverbs->present = false;
+  pool.Update(inv);
+  EXPECT_THAT(pool.Current()->envs,
+              ElementsAre(Env{"RDMASHARE_SHARED_CX5_GPU1_IBDEVS", "mlx5_0"},
+                          Env{"RDMASHARE_SHARED_CX5_GPU1_NETDEVS", "enp11s0f0np0"}));
+}
+
+TEST(EnvPrefixForTest, UpperCasesAndReplacesNonAlphanumerics) {
+  EXPECT_EQ(EnvPrefixFor("shared_cx5_gpu1"), "RDMASHARE_SHARED_CX5_GPU1_");
+  EXPECT_EQ(EnvPrefixFor("a-b.c"), "RDMASHARE_A_B_C_");
+  EXPECT_EQ(EnvPrefixFor("Rail9"), "RDMASHARE_RAIL9_");
+}
+
 }  // namespace
 }  // namespace rdmashare::deviceplugin
