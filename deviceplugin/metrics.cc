@@ -483,31 +483,47 @@ void HttpServer::Stop() {
   wake_fd_.Reset();
 }
 
-std::string HttpServer::Respond(const std::string& head) const {
-  std::string method, target;
+absl::StatusOr<HttpRequestHead> ParseHttpRequestHead(const std::string& head) {
+  auto bad = [](const std::string& why) {
+    return absl::InvalidArgumentError(fmt::format("bad request: {}", why));
+  };
   std::optional<std::string> line = FirstLine(head);
-  if (!line) return TextResponse(400, "bad request: no request line\n");
-  if (std::string p = RequestLineProblem(*line, &method, &target); !p.empty()) {
-    return TextResponse(400, fmt::format("bad request: {}\n", p));
+  if (!line) {
+    // A head without any line end is its request line alone.
+    line = head;
   }
-  // Every header line needs a "name:".
-  size_t pos = head.find('\n') + 1;
+  HttpRequestHead req;
+  std::string target;
+  if (std::string p = RequestLineProblem(*line, &req.method, &target); !p.empty()) return bad(p);
+  req.version = line->substr(line->rfind(' ') + 1);
+  size_t q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  size_t pos = head.find('\n');
+  pos = pos == std::string::npos ? head.size() : pos + 1;
   while (pos < head.size()) {
     size_t nl = head.find('\n', pos);
     if (nl == std::string::npos) nl = head.size();
     std::string h = head.substr(pos, nl - pos);
     if (!h.empty() && h.back() == '\r') h.pop_back();
     if (!h.empty() && (h.find(':') == std::string::npos || h.front() == ':')) {
-      return TextResponse(400, "bad request: malformed header line\n");
+      return bad("malformed header line");
     }
     pos = nl + 1;
   }
+  return req;
+}
+
+std::string HttpServer::Respond(const std::string& head) const {
+  absl::StatusOr<HttpRequestHead> req = ParseHttpRequestHead(head);
+  if (!req.ok()) return TextResponse(400, fmt::format("{}\n", req.status().message()));
+  const std::string& method = req->method;
+  const std::string& path = req->path;
   bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
     return TextResponse(405, fmt::format("method {} not allowed\n", method), false,
                         "Allow: GET, HEAD\r\n");
   }
-  std::string path = target.substr(0, target.find('?'));
   if (path == "/metrics") {
     std::string body = registry_ ? registry_->Render() : std::string();
     return MakeResponse(200, kPrometheusContentType, body, head_only);

@@ -146,6 +146,25 @@ std::string FormatMetricValue(double value);
 // interfaces) into host and port. InvalidArgument naming the address otherwise.
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& address);
 
+// A parsed HTTP/1.x request head.
+struct HttpRequestHead {
+  std::string method;   // "GET"
+  std::string path;     // "/metrics" (the target without its query)
+  std::string query;    // what followed '?', without it; may be empty
+  std::string version;  // "HTTP/1.0" or "HTTP/1.1"
+
+  bool operator==(const HttpRequestHead& o) const {
+    return method == o.method && path == o.path && query == o.query && version == o.version;
+  }
+};
+
+// Parses an untrusted request head: the request line and the header lines (CRLF or bare LF line
+// ends; a trailing blank line is optional). InvalidArgument naming the problem: a request line
+// that is not "<method> <target> HTTP/1.x", a method that is not a token, a target that is not
+// an absolute path or holds control characters or spaces, another HTTP version, a header line
+// without "name:".
+absl::StatusOr<HttpRequestHead> ParseHttpRequestHead(const std::string& head);
+
 struct HttpServerOptions {
   // "host:port"; port 0 picks a free port (see HttpServer::port()).
   std::string address = "127.0.0.1:0";

@@ -221,6 +221,53 @@ TEST(ParseHostPortTest, RejectsMalformedAddresses) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Request parsing
+
+TEST(ParseHttpRequestHeadTest, ParsesRequestLineAndQuery) {
+  struct Case {
+    std::string head;
+    HttpRequestHead want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
+            {"GET", "/metrics", "", "HTTP/1.1"}},
+           {"HEAD /readyz?verbose=1&x HTTP/1.0\n\n",
+            {"HEAD", "/readyz", "verbose=1&x", "HTTP/1.0"}},
+           {"GET /healthz HTTP/1.1", {"GET", "/healthz", "", "HTTP/1.1"}},
+           {"POST /? HTTP/1.1\r\nX-Empty:\r\n\r\n", {"POST", "/", "", "HTTP/1.1"}},
+       }) {
+    ASSERT_OK_AND_ASSIGN(HttpRequestHead got, ParseHttpRequestHead(c.head));
+    EXPECT_EQ(got, c.want) << c.head;
+  }
+}
+
+TEST(ParseHttpRequestHeadTest, RejectsMalformedHeadsNamingTheProblem) {
+  struct Case {
+    std::string head;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", "request line is not '<method> <target> HTTP/1.x'"},
+           {"GET /metrics\r\n\r\n", "request line is not"},
+           {"GET  /metrics HTTP/1.1\r\n\r\n", "request line is not"},
+           {"GET /metrics HTTP/1.1 extra\r\n\r\n", "request line is not"},
+           {" /metrics HTTP/1.1\r\n\r\n", "bad method"},
+           {"G(T /metrics HTTP/1.1\r\n\r\n", "bad method"},
+           {"GET metrics HTTP/1.1\r\n\r\n", "target is not an absolute path"},
+           {"GET http://x/metrics HTTP/1.1\r\n\r\n", "target is not an absolute path"},
+           {std::string("GET /a\x01 HTTP/1.1\r\n\r\n"), "bad character in target"},
+           {"GET /metrics HTTP/2.0\r\n\r\n", "unsupported HTTP version"},
+           {"GET /metrics HTTP/1.1\r\nno colon\r\n\r\n", "malformed header line"},
+           {"GET /metrics HTTP/1.1\r\n: no name\r\n\r\n", "malformed header line"},
+       }) {
+    EXPECT_THAT(ParseHttpRequestHead(c.head),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr(std::string("bad request: ") + c.message)))
+        << c.head;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP server over real loopback sockets
 
 UniqueFd Connect(uint16_t port) {
@@ -373,6 +420,8 @@ TEST_F(HttpServerTest, ErrorResponses) {
        }) {
     EXPECT_THAT(Request(server_->port(), c.request), StartsWith(c.status_line)) << c.request;
   }
+  EXPECT_EQ(Body(Request(server_->port(), "GET metrics HTTP/1.1\r\n\r\n")),
+            "bad request: target is not an absolute path\n");
   EXPECT_THAT(Request(server_->port(), "PUT /x HTTP/1.1\r\n\r\n"), HasSubstr("Allow: GET, HEAD"));
 }
 
