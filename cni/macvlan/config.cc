@@ -119,6 +119,9 @@ absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
   v.reset();
   if (auto s = GetInt(raw, "probeIntervalMs", net, 10, 1000, &v); !s.ok()) return s;
   if (v) c.probe_interval_ms = static_cast<int>(*v);
+  b.reset();
+  if (auto s = GetBool(raw, "deferLinkDelete", net, &b); !s.ok()) return s;
+  c.defer_link_delete = b.value_or(true);
   if (auto s = GetString(raw, "sysfsRoot", net, &c.sysfs_root); !s.ok()) return s;
   if (c.sysfs_root.empty()) c.sysfs_root = default_sysfs_root;
   if (auto s = GetString(raw, "logFile", net, &c.log_file); !s.ok()) return s;
@@ -150,7 +153,10 @@ absl::StatusOr<uint32_t> ResolveRouteTable(const MacvlanConfig& config, const st
                               ifname));
 }
 
-std::string TempLinkName(const std::string& container_id, const std::string& ifname) {
+namespace {
+
+std::string HashedLinkName(const char* prefix, const std::string& container_id,
+                           const std::string& ifname) {
   // FNV-1a 64-bit: stable across builds and hosts (std::hash is not).
   uint64_t h = 1469598103934665603ULL;
   auto mix = [&h](const std::string& s) {
@@ -162,7 +168,17 @@ std::string TempLinkName(const std::string& container_id, const std::string& ifn
   mix(container_id);
   mix(std::string(1, '\0'));
   mix(ifname);
-  return fmt::format("rsm{:012x}", h & 0xffffffffffffULL);
+  return fmt::format("{}{:012x}", prefix, h & 0xffffffffffffULL);
+}
+
+}  // namespace
+
+std::string TempLinkName(const std::string& container_id, const std::string& ifname) {
+  return HashedLinkName("rsm", container_id, ifname);
+}
+
+std::string DeadLinkName(const std::string& container_id, const std::string& ifname) {
+  return HashedLinkName("rsx", container_id, ifname);
 }
 
 }  // namespace rdmashare::cni::macvlan

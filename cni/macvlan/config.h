@@ -14,6 +14,10 @@
 //   rulePriority    priority of "from <ip> lookup <table>" rules, default 1000
 //   detectGateway, detectIPConflict   default: on when the address has a gateway
 //   probeCount (3), probeIntervalMs (100)   bounded ARP probes
+//   deferLinkDelete default true: DEL renames the pod interface out of the way, removes its
+//                   addresses and rules, answers, and deletes the link after replying (the
+//                   kernel's link teardown waits for an RCU barrier, ~20 ms); false = delete
+//                   before answering
 //   sysfsRoot       default HostPaths::sys_root ("/sys")
 //   logFile, logLevel
 #pragma once
@@ -40,6 +44,7 @@ struct MacvlanConfig {
   std::optional<bool> detect_ip_conflict;
   int probe_count = 3;
   int probe_interval_ms = 100;
+  bool defer_link_delete = true;
   std::string sysfs_root;
   std::string log_file;
   std::string log_level;
@@ -51,8 +56,9 @@ struct MacvlanConfig {
            policy_routing == o.policy_routing && route_table == o.route_table &&
            rule_priority == o.rule_priority && detect_gateway == o.detect_gateway &&
            detect_ip_conflict == o.detect_ip_conflict && probe_count == o.probe_count &&
-           probe_interval_ms == o.probe_interval_ms && sysfs_root == o.sysfs_root &&
-           log_file == o.log_file && log_level == o.log_level && ipam_type == o.ipam_type;
+           probe_interval_ms == o.probe_interval_ms && defer_link_delete == o.defer_link_delete &&
+           sysfs_root == o.sysfs_root && log_file == o.log_file && log_level == o.log_level &&
+           ipam_type == o.ipam_type;
   }
 };
 
@@ -69,5 +75,9 @@ absl::StatusOr<uint32_t> ResolveRouteTable(const MacvlanConfig& config, const st
 // The temporary link name for (container id, ifname): "rsm" + 12 hex digits of a stable hash,
 // so a DEL after a crash mid-ADD finds it. Always a valid 15-byte interface name.
 std::string TempLinkName(const std::string& container_id, const std::string& ifname);
+
+// The name DEL gives the pod interface before its deferred deletion: "rsx" + the same hash, so a
+// later ADD or DEL of this (container id, ifname) finds and removes a leftover.
+std::string DeadLinkName(const std::string& container_id, const std::string& ifname);
 
 }  // namespace rdmashare::cni::macvlan

@@ -29,6 +29,7 @@ TEST(MacvlanConfigTest, DefaultsWhenFieldsAreAbsent) {
   want.sysfs_root = "/sys";
   EXPECT_EQ(c, want);
   EXPECT_TRUE(c.policy_routing);
+  EXPECT_TRUE(c.defer_link_delete);
   EXPECT_EQ(c.mode, "bridge");
   EXPECT_EQ(c.rule_priority, 1000u);
 }
@@ -40,7 +41,8 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
           Conf(R"(,"master":"enp11s0f0np0","mode":"private","mtu":9000,"mac":"02:00:00:00:00:01",
                "policyRouting":false,"routeTable":120,"rulePriority":500,"detectGateway":false,
                "detectIPConflict":true,"probeCount":2,"probeIntervalMs":50,"sysfsRoot":"/fake",
-               "logFile":"/tmp/x.log","logLevel":"debug","ipam":{"type":"rdmashare-ipam"})"),
+               "logFile":"/tmp/x.log","logLevel":"debug","deferLinkDelete":false,
+               "ipam":{"type":"rdmashare-ipam"})"),
           {}, "/sys"));
   EXPECT_EQ(c.master, "enp11s0f0np0");
   EXPECT_EQ(c.mode, "private");
@@ -54,6 +56,7 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
   EXPECT_EQ(c.probe_count, 2);
   EXPECT_EQ(c.probe_interval_ms, 50);
   EXPECT_EQ(c.sysfs_root, "/fake");
+  EXPECT_FALSE(c.defer_link_delete);
   EXPECT_EQ(c.log_file, "/tmp/x.log");
   EXPECT_EQ(c.ipam_type, "rdmashare-ipam");
 }
@@ -103,6 +106,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"MacMulticast", R"(,"mac":"01:00:00:00:00:01")", 7, "not a unicast MAC"},
         BadCase{"RuntimeMacMalformed", R"(,"runtimeConfig":{"mac":"zz"})", 7, "not a unicast"},
         BadCase{"PolicyRoutingNotBool", R"(,"policyRouting":"yes")", 7, "true or false"},
+        BadCase{"DeferLinkDeleteNotBool", R"(,"deferLinkDelete":1)", 7, "\"deferLinkDelete\""},
         BadCase{"RouteTableMain", R"(,"routeTable":254)", 7, "reserved table"},
         BadCase{"RouteTableZero", R"(,"routeTable":0)", 7, "\"routeTable\" must be in"},
         BadCase{"RulePriorityZero", R"(,"rulePriority":0)", 7, "\"rulePriority\" must be in"},
@@ -156,6 +160,15 @@ TEST(TempLinkNameTest, IsStableValidAndDistinct) {
   EXPECT_NE(a, TempLinkName("abd", "net1"));
   // The separator keeps ("ab","cnet1") and ("abc","net1") apart.
   EXPECT_NE(TempLinkName("ab", "cnet1"), a);
+}
+
+TEST(DeadLinkNameTest, SharesTheHashButNotThePrefixWithTheTemporaryName) {
+  std::string temp = TempLinkName("abc", "net1");
+  std::string dead = DeadLinkName("abc", "net1");
+  EXPECT_EQ(dead.size(), 15u);
+  EXPECT_EQ(dead.rfind("rsx", 0), 0u);
+  EXPECT_EQ(dead.substr(3), temp.substr(3));
+  EXPECT_NE(dead, DeadLinkName("abc", "net2"));
 }
 
 }  // namespace

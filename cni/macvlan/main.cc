@@ -1,8 +1,10 @@
 // rdmashare-macvlan: CNI plugin binary. Reads the CNI_* environment and stdin, prints the result
 // or error JSON on stdout (nothing else), logs to stderr or the config's "logFile".
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -43,6 +45,28 @@ void SetupPluginLogging(const std::string& stdin_data) {
   spdlog::set_default_logger(logger);
 }
 
+// Runs `work` (DEL's deferred link deletion) in a detached child whose stdio is /dev/null, so
+// the runtime, which waits for our exit and for EOF on our stdout, is answered now. Without a
+// child (fork failed) the work runs here, before exit: slower, never lost.
+void RunAfterReply(const std::function<void()>& work) {
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    work();
+    return;
+  }
+  if (pid > 0) return;
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) {
+    ::dup2(devnull, STDIN_FILENO);
+    ::dup2(devnull, STDOUT_FILENO);
+    ::dup2(devnull, STDERR_FILENO);
+  }
+  ::setsid();
+  work();
+  spdlog::shutdown();
+  ::_exit(0);
+}
+
 }  // namespace
 
 int main() {
@@ -55,6 +79,7 @@ int main() {
                                                    std::move(stdin_data), paths);
     std::cout << out.stdout_data;
     std::cout.flush();
+    if (out.after_reply) RunAfterReply(out.after_reply);
     return out.exit_code;
   } catch (const std::exception& e) {
     nlohmann::json err = {{"cniVersion", "1.1.0"},

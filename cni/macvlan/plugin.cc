@@ -466,7 +466,11 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
 
 // ---------------------------------------------------------------------------------------- DEL
 
-absl::Status CleanupPod(const Context& ctx) {
+// Removes this (container, ifname)'s macvlan and its policy rules from the pod netns. With
+// deferLinkDelete and a non-null `deferred`, the link is renamed to DeadLinkName and stripped of
+// its addresses instead, and its deletion is handed to `deferred` (run after the reply): the
+// kernel's unregister path waits for an RCU barrier (~20 ms) that nothing pod-visible depends on.
+absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
   const CniRequest& req = *ctx.request;
   if (req.netns.empty()) return absl::OkStatus();
   auto ns = NetNs::Open(req.netns);
@@ -477,10 +481,14 @@ absl::Status CleanupPod(const Context& ctx) {
   }
   auto pod_or = NetlinkIn(*ns);
   if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns);
-  Netlink& pod = **pod_or;
+  std::shared_ptr<Netlink> pod_nl(std::move(*pod_or));
+  Netlink& pod = *pod_nl;
   std::set<IpAddress, bool (*)(const IpAddress&, const IpAddress&)> addrs(
       [](const IpAddress& a, const IpAddress& b) { return a.CidrString() < b.CidrString(); });
-  for (const std::string& name : {req.ifname, TempLinkName(req.container_id, req.ifname)}) {
+  const std::string dead = DeadLinkName(req.container_id, req.ifname);
+  std::vector<int> to_delete_later;
+  // A leftover of an earlier deferred DEL first, so the name is free for this one.
+  for (const std::string& name : {dead, req.ifname, TempLinkName(req.container_id, req.ifname)}) {
     auto link = pod.GetLink(name);
     if (!link.ok()) continue;
     if (link->kind != "macvlan") {
@@ -488,10 +496,33 @@ absl::Status CleanupPod(const Context& ctx) {
                    link->kind.empty() ? "physical" : link->kind);
       continue;
     }
-    if (auto a = pod.ListAddresses(link->index); a.ok()) addrs.insert(a->begin(), a->end());
+    std::vector<IpAddress> own;
+    if (auto a = pod.ListAddresses(link->index); a.ok()) own = *a;
+    addrs.insert(own.begin(), own.end());
+    if (deferred != nullptr && ctx.config.defer_link_delete && name == req.ifname &&
+        pod.RenameLink(link->index, dead).ok()) {
+      for (const IpAddress& ip : own) {
+        // fe80::/10 goes with the link; only routable addresses must leave now.
+        if (!ip.IsV4() && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80) continue;
+        if (auto s = pod.DeleteAddress(link->index, ip); !s.ok() && !absl::IsNotFound(s)) {
+          spdlog::warn("DEL: {}: {}", dead, s.ToString());
+        }
+      }
+      to_delete_later.push_back(link->index);
+      continue;
+    }
     if (auto s = pod.DeleteLink(link->index); !s.ok() && !absl::IsNotFound(s)) {
       return AnnotateCni(s, "interface " + name);
     }
+  }
+  if (!to_delete_later.empty()) {
+    deferred->push_back([pod_nl, to_delete_later, netns = req.netns] {
+      for (int index : to_delete_later) {
+        if (auto s = pod_nl->DeleteLink(index); !s.ok() && !absl::IsNotFound(s)) {
+          spdlog::error("deferred delete of link #{} in netns {}: {}", index, netns, s.ToString());
+        }
+      }
+    });
   }
   if (!ctx.config.policy_routing) return absl::OkStatus();
   auto table = ResolveRouteTable(ctx.config, req.ifname);
@@ -511,9 +542,10 @@ absl::Status CleanupPod(const Context& ctx) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Del(const CniRequest& req, const HostPaths& paths) {
+absl::StatusOr<std::string> Del(const CniRequest& req, const HostPaths& paths,
+                                DeferredWork* deferred) {
   ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
-  absl::Status pod_status = CleanupPod(ctx);
+  absl::Status pod_status = CleanupPod(ctx, deferred);
   RDMASHARE_FAILPOINT("macvlan.del.after_pod_cleanup");
   absl::Status ipam_status = ctx.config.ipam_type.empty() ? absl::OkStatus() : IpamRelease(ctx);
   RETURN_IF_ERROR(pod_status);
@@ -666,7 +698,7 @@ absl::StatusOr<std::string> MacvlanPlugin::Run(const CniRequest& request) {
     return EncodeVersionInfo(VersionFromStdin(request.stdin_data));
   }
   if (request.command == kCmdAdd) return Add(request, paths_);
-  if (request.command == kCmdDel) return Del(request, paths_);
+  if (request.command == kCmdDel) return Del(request, paths_, &deferred_);
   if (request.command == kCmdCheck) return Check(request, paths_);
   if (request.command == kCmdStatus) return Status(request, paths_);
   if (request.command == kCmdGc) return Gc(request, paths_);
@@ -678,8 +710,9 @@ PluginOutput RunMacvlan(const std::map<std::string, std::string>& env, std::stri
   std::string version = VersionFromStdin(stdin_data);
   PluginOutput out;
   auto request = ParseRequest(env, std::move(stdin_data));
-  absl::StatusOr<std::string> result =
-      request.ok() ? MacvlanPlugin(paths).Run(*request) : request.status();
+  MacvlanPlugin plugin(paths);
+  absl::StatusOr<std::string> result = request.ok() ? plugin.Run(*request) : request.status();
+  out.after_reply = plugin.TakeDeferred();
   if (result.ok()) {
     out.stdout_data = *result;
     return out;

@@ -11,14 +11,19 @@
 // no state between calls besides the injected HostPaths.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cni/protocol/request.h"
 #include "common/host_paths.h"
 
 namespace rdmashare::cni::macvlan {
+
+// Work a request leaves for after its reply (see MacvlanConfig::defer_link_delete).
+using DeferredWork = std::vector<std::function<void()>>;
 
 class MacvlanPlugin {
  public:
@@ -29,14 +34,27 @@ class MacvlanPlugin {
   // VERSION, empty otherwise). Failure: a status whose CniCode/CniDetails make the error JSON.
   absl::StatusOr<std::string> Run(const CniRequest& request);
 
+  // What Run left to do after the reply has been written (DEL's deferred link deletion); the
+  // caller runs it, e.g. in a child process once stdout is closed. Empty when nothing is left.
+  std::function<void()> TakeDeferred() {
+    if (deferred_.empty()) return nullptr;
+    return [work = std::move(deferred_)] {
+      for (const auto& fn : work) fn();
+    };
+  }
+
  private:
   HostPaths paths_;
+  DeferredWork deferred_;
 };
 
 // What `main` prints and returns.
 struct PluginOutput {
   std::string stdout_data;
   int exit_code = 0;
+  // Not null when work remains after the reply (MacvlanPlugin::TakeDeferred); main runs it in a
+  // detached child with stdio closed, so the runtime sees the plugin exit first.
+  std::function<void()> after_reply;
 };
 
 // The whole invocation: parses the environment (only CNI_* variables are read) and stdin, runs

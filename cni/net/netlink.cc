@@ -306,6 +306,18 @@ absl::Status Netlink::AddAddress(int index, const IpAddress& ip) {
   return absl::OkStatus();
 }
 
+absl::Status Netlink::DeleteAddress(int index, const IpAddress& ip) {
+  NlPtr<rtnl_addr> addr(rtnl_addr_alloc());
+  rtnl_addr_set_ifindex(addr.get(), index);
+  NlPtr<nl_addr> local = ToNl(ip);
+  int err = rtnl_addr_set_local(addr.get(), local.get());
+  if (err < 0) return NlError(err, "address " + ip.CidrString());
+  err = rtnl_addr_delete(sock_, addr.get(), 0);
+  if (err < 0)
+    return NlError(err, fmt::format("address {} on link #{}: delete", ip.CidrString(), index));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<IpAddress>> Netlink::ListAddresses(int index) {
   nl_cache* cache = nullptr;
   int err = rtnl_addr_alloc_cache(sock_, &cache);

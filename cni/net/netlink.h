@@ -120,6 +120,8 @@ class Netlink {
   // Adds an address ("172.16.11.10/24"); IPv6 addresses skip DAD (the conflict check is ours).
   absl::Status AddAddress(int index, const IpAddress& addr);
   absl::StatusOr<std::vector<IpAddress>> ListAddresses(int index);
+  // Removes `addr` (address and prefix length) from link `index`; NotFound when absent.
+  absl::Status DeleteAddress(int index, const IpAddress& addr);
 
   absl::Status AddRoute(const Route& route);
   absl::Status DeleteRoute(const Route& route);

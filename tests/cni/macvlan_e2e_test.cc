@@ -15,6 +15,7 @@
 #include "cni/macvlan/config.h"
 #include "common/files.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -803,6 +804,76 @@ TEST_F(MacvlanE2eTest, StaticBinaryRunsInAnEmptyChroot) {
                   "/usr/sbin/chroot {0} /plugin "
                   "< {0}/conf.json",
                   root.path()));
+}
+
+// ------------------------------------------------------------- deferred link deletion (DEL)
+
+// Links of kind macvlan in the pod netns, one "name@master" per line ("" when none).
+std::string MacvlanLinks(const std::string& pod) {
+  return Trim(RailHarness::Ip(RailHarness::NsName(pod), "-o link show type macvlan"));
+}
+
+TEST_F(MacvlanE2eTest, DeferredDelFreesNameAddressAndRulesBeforeAnsweringThenLinkGoes) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  ASSERT_EQ(Add("defer1", pod, "net1", conf).exit_code, 0);
+  ASSERT_EQ(Del("defer1", pod, "net1", conf).exit_code, 0);
+  std::string ns = RailHarness::NsName(pod);
+  // Whatever is still there is the renamed link on its way out: no address, no rule, not net1.
+  std::string links = MacvlanLinks(pod);
+  EXPECT_THAT(links, ::testing::Not(HasSubstr("net1")));
+  if (!links.empty()) {
+    EXPECT_THAT(links, HasSubstr(macvlan::DeadLinkName("defer1", "net1")));
+  }
+  EXPECT_THAT(RailHarness::Ip(ns, "-4 addr show"), ::testing::Not(HasSubstr("172.16.11.")));
+  EXPECT_THAT(RailHarness::Ip(ns, "rule show"), ::testing::Not(HasSubstr("lookup 100")));
+  EXPECT_TRUE(Leases(data_.path(), "gpu1-net11").empty());
+  EXPECT_TRUE(rdmashare::testing::WaitFor([&] { return MacvlanLinks(pod).empty(); }))
+      << MacvlanLinks(pod);
+}
+
+TEST_F(MacvlanE2eTest, AddRightAfterDeferredDelOfTheSameInterfaceSucceeds) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  for (int i = 0; i < 5; ++i) {
+    std::string id = fmt::format("readd{}", i % 2);
+    PluginRun a = Add(id, pod, "net1", conf);
+    ASSERT_EQ(a.exit_code, 0) << "round " << i << ": " << a.stdout_data;
+    // IPAM hands out addresses round-robin (like host-local): the one in the result is on net1.
+    ASSERT_FALSE(a.json["ips"].empty()) << a.stdout_data;
+    EXPECT_THAT(RailHarness::Ip(RailHarness::NsName(pod), "-4 addr show dev net1"),
+                HasSubstr(a.json["ips"][0]["address"].get<std::string>()));
+    ASSERT_EQ(Del(id, pod, "net1", conf).exit_code, 0) << "round " << i;
+  }
+  EXPECT_TRUE(rdmashare::testing::WaitFor([&] { return MacvlanLinks(pod).empty(); }))
+      << MacvlanLinks(pod);
+}
+
+TEST_F(MacvlanE2eTest, DeferLinkDeleteFalseDeletesTheLinkBeforeAnswering) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  conf["deferLinkDelete"] = false;
+  ASSERT_EQ(Add("sync1", pod, "net1", conf).exit_code, 0);
+  ASSERT_EQ(Del("sync1", pod, "net1", conf).exit_code, 0);
+  EXPECT_EQ(MacvlanLinks(pod), "");
+}
+
+TEST_F(MacvlanE2eTest, DelRemovesALeftoverRenamedLinkOfTheSameInterfaceAtOnce) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  std::string ns = RailHarness::NsName(pod);
+  // What a deferred deletion killed before it ran leaves behind (the pod netns outlived it).
+  const std::string dead = macvlan::DeadLinkName("left1", "net1");
+  RailHarness::Ip(h_->node_ns_name(),
+                  fmt::format("link add {} link {} netns {} type macvlan mode bridge", dead,
+                              RailHarness::RailNic(1), ns));
+  ASSERT_THAT(MacvlanLinks(pod), HasSubstr(dead));
+  ASSERT_EQ(Del("left1", pod, "net1", conf).exit_code, 0);
+  EXPECT_EQ(MacvlanLinks(pod), "");
 }
 
 }  // namespace
