@@ -1,22 +1,37 @@
 // Daemon: the rdmashare-dp process minus flag parsing.
 //
 // Owns the resource pools and their gRPC servers, scans devices, registers with kubelet and
-// keeps the registration alive across kubelet restarts. Threading: Start() and Run() are called
-// from one thread (the event loop); Stop() may be called from any thread (e.g. a signal
-// handler thread) and makes Run() return. gRPC runs its own threads.
+// keeps the registration alive across kubelet restarts. Device events (an EventSource) and the
+// periodic resync trigger a reconcile: Scan -> every pool recomputes its snapshot (diffing by
+// the devices' stable identity and state) -> changed pools publish a new snapshot, which wakes
+// their ListAndWatch streams (each on its own gRPC thread, so a slow or absent reader never
+// delays discovery) and rewrites their CDI spec. The config file's directory is watched: a valid
+// new config is applied as a diff (new resources register, removed ones stop, unchanged ones
+// keep their servers and streams); an invalid one is logged and the running config stays.
+//
+// Threading: Start() and Run() are called from one thread (the event loop); Stop() and Ready()
+// may be called from any thread. gRPC runs its own threads.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/host_paths.h"
 #include "common/unique_fd.h"
+#include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
+#include "deviceplugin/events.h"
+#include "deviceplugin/metrics.h"
 #include "deviceplugin/plugin_server.h"
 #include "deviceplugin/resource_pool.h"
 #include "rdma/device_scanner.h"
@@ -26,8 +41,16 @@ namespace rdmashare::deviceplugin {
 struct DaemonOptions {
   HostPaths paths;
   PluginConfig config;
+  // The config file; its directory is watched for changes (ConfigMap `..data` swaps included).
+  // Empty = no reload.
+  std::string config_path;
   // Host path of the rdmashare CLI for resources with mountCli.
   std::string cli_host_path = "/opt/cni/bin/rdmashare";
+  // Write one CDI spec per resource into cdi_dir and answer Allocate with CDI device names.
+  bool cdi = false;
+  std::string cdi_dir = kCdiDefaultDir;
+  // Where to export metrics; null = none. Must outlive the daemon.
+  MetricsRegistry* metrics = nullptr;
   // Registration retry backoff while kubelet is absent or not answering.
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};
@@ -37,39 +60,82 @@ struct DaemonOptions {
 
 class Daemon {
  public:
-  Daemon(DaemonOptions options, std::unique_ptr<rdma::DeviceScanner> scanner);
+  // `events` may be null (periodic resync only).
+  Daemon(DaemonOptions options, std::unique_ptr<rdma::DeviceScanner> scanner,
+         std::unique_ptr<EventSource> events = nullptr);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Scans, creates pools and starts their servers, sets up the kubelet watches and attempts the
-  // first registration. Errors only for what cannot heal by waiting (bad directories, failed
-  // scan, sockets that cannot be created).
+  // Scans, creates pools and starts their servers, writes CDI specs, sets up the kubelet and
+  // config watches and attempts the first registration. Errors only for what cannot heal by
+  // waiting (bad directories, failed scan, sockets or CDI specs that cannot be created).
   absl::Status Start();
-  // Event loop: kubelet socket events, registration retries, periodic rescans. Returns after
-  // Stop(); then every server is stopped and our sockets are removed.
+  // Event loop: kubelet socket events, registration retries, device events, config changes,
+  // periodic rescans. Returns after Stop(); then every server is stopped and our sockets are
+  // removed.
   void Run();
   // Thread-safe; wakes Run().
   void Stop();
 
+  // OK once every resource is registered with kubelet; Unavailable naming the first resource
+  // that is not (for /readyz). Thread-safe.
+  absl::Status Ready() const;
+
   // True in plugin-watcher mode (<kubelet-dir>/plugins_registry existed at Start).
   bool watcher_mode() const { return watcher_mode_; }
-  const std::vector<std::unique_ptr<ResourcePool>>& pools() const { return pools_; }
 
-  // Rescans and updates every pool; returns how many pools published a new snapshot.
+  // Rescans and updates every pool; returns how many pools published a new snapshot. Event loop
+  // thread only (or before Run).
   absl::StatusOr<int> Rescan();
+
+  // Re-reads the config file and applies it as a diff. OK with nothing to do when its content
+  // did not change; InvalidArgument (running config kept) when the new one is invalid. Event
+  // loop thread only.
+  absl::Status ReloadConfig();
 
  private:
   struct Entry {
-    ResourcePool* pool;
+    std::unique_ptr<ResourcePool> pool;
     std::unique_ptr<PluginServer> server;
     // Inode of kubelet.sock we last registered against (device-plugins mode); 0 = not
     // registered.
     ino_t registered_kubelet_ino = 0;
+    // Registered now (device-plugins mode); read by Ready() from other threads.
+    std::atomic<bool> registered{false};
+  };
+  struct Metrics {
+    Gauge* units = nullptr;
+    Gauge* hcas = nullptr;
+    Gauge* hcas_healthy = nullptr;
+    Gauge* healthy = nullptr;
+    Gauge* registered = nullptr;
+    Counter* registrations = nullptr;
+    Counter* kubelet_restarts = nullptr;
+    Counter* allocations = nullptr;
+    Counter* reloads = nullptr;
+    Counter* reload_failures = nullptr;
+    Counter* scans = nullptr;
+    Gauge* scan_seconds = nullptr;
+    Counter* events = nullptr;
   };
 
   absl::Status SetUpWatches();
+  absl::Status SetUpConfigWatch();
   void DrainInotify();
+  // True when a config-directory event concerns the config file (or ConfigMap's ..data).
+  bool DrainConfigInotify();
+  void HandleDeviceEvents();
+  // Creates the pool and server of `rc` (pool updated from the last inventory), not started.
+  std::unique_ptr<Entry> MakeEntry(const ResourceConfig& rc);
+  // Stops and forgets one resource: server, socket, CDI spec, metric series.
+  void RemoveEntry(Entry& e);
+  void WriteCdi(const Entry& e);
+  void PublishMetrics(const Entry& e);
+  void InitMetrics();
+  // Warns (once per port and situation) when the pods the resources sharing a port could place
+  // need more GID entries than the port has free.
+  void CheckGidRoom();
   // Restarts servers whose socket vanished (or was rejected) and registers what needs it.
   // Returns false when some registration must be retried later.
   bool Reconcile();
@@ -77,15 +143,26 @@ class Daemon {
 
   DaemonOptions options_;
   std::unique_ptr<rdma::DeviceScanner> scanner_;
+  std::unique_ptr<EventSource> events_;
+  std::unique_ptr<CdiSpecWriter> cdi_;
+  Metrics metrics_;
   std::string device_plugins_dir_;
   std::string registry_dir_;
   std::string kubelet_socket_;
   bool watcher_mode_ = false;
-  std::vector<std::unique_ptr<ResourcePool>> pools_;
-  std::vector<Entry> entries_;
+  rdma::NodeInventory inventory_;
+  std::set<std::string> gid_warned_;
+  ino_t last_kubelet_ino_ = 0;
+  std::string config_text_;
+  // Entries are added/removed by the event loop under entries_mu_; the loop reads without it.
+  mutable absl::Mutex entries_mu_;
+  std::vector<std::unique_ptr<Entry>> entries_;
   UniqueFd inotify_fd_;
+  UniqueFd config_inotify_fd_;
   UniqueFd wake_fd_;
   std::atomic<bool> stop_{false};
+  // Set by ReloadConfig: Run() must reconcile (new servers to register).
+  bool reconcile_needed_ = false;
 };
 
 }  // namespace rdmashare::deviceplugin

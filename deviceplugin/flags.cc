@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "common/absl_format.h"
+#include "deviceplugin/metrics.h"
 #include "fmt/format.h"
 
 namespace rdmashare::deviceplugin {
@@ -24,6 +26,11 @@ Flags:
   --cli-host-path F    host path of the rdmashare CLI, mounted read-only at
                        /usr/local/bin/rdmashare for resources with "mountCli": true
                        (default /opt/cni/bin/rdmashare)
+  --cdi                write one CDI spec per resource and answer Allocate with CDI device
+                       names instead of device nodes (Go: -use-cdi); --cdi=false turns it off
+  --cdi-dir DIR        where the CDI specs go (default /var/run/cdi)
+  --metrics-addr A     serve /metrics (Prometheus), /healthz and /readyz on host:port A
+                       (e.g. 127.0.0.1:9646, :9646 for every interface); default: off
   --log-level LEVEL    trace, debug, info, warn, error, off (default info)
   --validate           check the config against this node, print the result and exit
   --version            print the version and exit
@@ -33,11 +40,12 @@ Flags:
 
 absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
   DpFlags f;
-  enum Kind { kConfig, kSys, kDev, kHostDev, kKubelet, kLog, kCli };
+  enum Kind { kConfig, kSys, kDev, kHostDev, kKubelet, kLog, kCli, kCdiDir, kMetrics };
   static const std::map<std::string, Kind> kValued = {
-      {"config", kConfig}, {"config-file", kConfig},    {"sysfs-root", kSys},
-      {"dev-root", kDev},  {"host-dev-root", kHostDev}, {"kubelet-dir", kKubelet},
-      {"log-level", kLog}, {"cli-host-path", kCli}};
+      {"config", kConfig},       {"config-file", kConfig},    {"sysfs-root", kSys},
+      {"dev-root", kDev},        {"host-dev-root", kHostDev}, {"kubelet-dir", kKubelet},
+      {"log-level", kLog},       {"cli-host-path", kCli},     {"cdi-dir", kCdiDir},
+      {"metrics-addr", kMetrics}};
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') {
@@ -51,6 +59,18 @@ absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
       has_value = true;
+    }
+    if (name == "cdi" || name == "use-cdi") {
+      // A boolean like Go's flag package: -use-cdi, -use-cdi=true, --cdi=false.
+      if (!has_value || value == "true" || value == "1") {
+        f.cdi = true;
+      } else if (value == "false" || value == "0") {
+        f.cdi = false;
+      } else {
+        return absl::InvalidArgumentError(
+            fmt::format("flag --{}: '{}' is not a boolean (true or false)", name, value));
+      }
+      continue;
     }
     if (name == "validate" || name == "version" || name == "help" || name == "h") {
       if (has_value) {
@@ -101,6 +121,22 @@ absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
         }
         f.cli_host_path = value;
         break;
+      case kCdiDir:
+        if (value[0] != '/') {
+          return absl::InvalidArgumentError(
+              fmt::format("flag --cdi-dir: '{}' is not an absolute path", value));
+        }
+        f.cdi_dir = value;
+        break;
+      case kMetrics: {
+        auto hp = ParseHostPort(value);
+        if (!hp.ok()) {
+          return absl::InvalidArgumentError(
+              fmt::format("flag --metrics-addr: {}", hp.status().message()));
+        }
+        f.metrics_addr = value;
+        break;
+      }
     }
   }
   if (!f.host_dev_root_set) f.paths.host_dev_root = f.paths.dev_root;

@@ -20,6 +20,11 @@ struct DpFlags {
   std::string log_level = "info";
   // Host path of the rdmashare CLI, mounted into containers of resources with "mountCli".
   std::string cli_host_path = "/opt/cni/bin/rdmashare";
+  // --cdi (Go: -use-cdi): write CDI specs and answer Allocate with CDI device names.
+  bool cdi = false;
+  std::string cdi_dir = "/var/run/cdi";
+  // --metrics-addr host:port for /metrics, /healthz, /readyz; empty = no HTTP endpoint.
+  std::string metrics_addr;
   bool validate = false;
   bool version = false;
   bool help = false;
@@ -27,7 +32,8 @@ struct DpFlags {
   bool operator==(const DpFlags& o) const {
     return config_path == o.config_path && paths == o.paths &&
            host_dev_root_set == o.host_dev_root_set && log_level == o.log_level &&
-           cli_host_path == o.cli_host_path && validate == o.validate && version == o.version &&
+           cli_host_path == o.cli_host_path && cdi == o.cdi && cdi_dir == o.cdi_dir &&
+           metrics_addr == o.metrics_addr && validate == o.validate && version == o.version &&
            help == o.help;
   }
 };

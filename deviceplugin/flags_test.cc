@@ -41,6 +41,28 @@ TEST(DpFlagsTest, HostDevRootFollowsDevRootUnlessSet) {
   EXPECT_EQ(b.paths.host_dev_root, "/dev");
 }
 
+TEST(DpFlagsTest, CdiAndMetricsFlags) {
+  ASSERT_OK_AND_ASSIGN(DpFlags def, ParseDpFlags({}));
+  EXPECT_FALSE(def.cdi);
+  EXPECT_EQ(def.cdi_dir, "/var/run/cdi");
+  EXPECT_EQ(def.metrics_addr, "");
+  ASSERT_OK_AND_ASSIGN(
+      DpFlags f, ParseDpFlags({"--cdi", "--cdi-dir=/run/cdi", "--metrics-addr", "127.0.0.1:9646"}));
+  EXPECT_TRUE(f.cdi);
+  EXPECT_EQ(f.cdi_dir, "/run/cdi");
+  EXPECT_EQ(f.metrics_addr, "127.0.0.1:9646");
+}
+
+TEST(DpFlagsTest, GoUseCdiIsABooleanFlag) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"-use-cdi"}, {"-use-cdi=true"}, {"--use-cdi=1"}, {"--cdi=true"}}) {
+    ASSERT_OK_AND_ASSIGN(DpFlags f, ParseDpFlags(args));
+    EXPECT_TRUE(f.cdi) << args[0];
+  }
+  ASSERT_OK_AND_ASSIGN(DpFlags off, ParseDpFlags({"--cdi", "-use-cdi=false"}));
+  EXPECT_FALSE(off.cdi);
+}
+
 TEST(DpFlagsTest, RejectsBadInputNamingTheFlag) {
   struct Case {
     std::vector<std::string> args;
@@ -53,6 +75,9 @@ TEST(DpFlagsTest, RejectsBadInputNamingTheFlag) {
            {{"--validate=yes"}, "flag --validate takes no value"},
            {{"stray"}, "unexpected argument 'stray'"},
            {{"--cli-host-path", "bin/rdmashare"}, "is not an absolute path"},
+           {{"--cdi-dir", "cdi"}, "flag --cdi-dir: 'cdi' is not an absolute path"},
+           {{"-use-cdi=yes"}, "flag --use-cdi: 'yes' is not a boolean"},
+           {{"--metrics-addr", "nonsense"}, "flag --metrics-addr: "},
        }) {
     EXPECT_THAT(ParseDpFlags(c.args),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))

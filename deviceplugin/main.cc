@@ -3,6 +3,7 @@
 // signals.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <exception>
@@ -14,7 +15,9 @@
 #include "common/logging.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
+#include "deviceplugin/events.h"
 #include "deviceplugin/flags.h"
+#include "deviceplugin/metrics.h"
 #include "deviceplugin/resource_pool.h"
 #include "fmt/format.h"
 #include "rdma/device_scanner.h"
@@ -123,14 +126,45 @@ int Main(int argc, char** argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Our sockets must be born private (0600), not only chmod'ed after bind.
+  ::umask(077);
+
+  std::unique_ptr<EventSource> events;
+  absl::StatusOr<std::unique_ptr<NetlinkEventSource>> netlink = NetlinkEventSource::Open();
+  if (netlink.ok()) {
+    events = std::move(*netlink);
+  } else {
+    spdlog::warn("no kernel device events ({}); relying on the periodic rescan every {}s",
+                 netlink.status().message(), config->periodic_update_interval_s);
+  }
+
+  MetricsRegistry registry;
   DaemonOptions opts;
   opts.paths = flags->paths;
   opts.config = *config;
+  opts.config_path = flags->config_path;
   opts.cli_host_path = flags->cli_host_path;
-  Daemon daemon(std::move(opts), std::make_unique<rdma::SysfsDeviceScanner>(flags->paths));
+  opts.cdi = flags->cdi;
+  opts.cdi_dir = flags->cdi_dir;
+  opts.metrics = flags->metrics_addr.empty() ? nullptr : &registry;
+  Daemon daemon(std::move(opts), std::make_unique<rdma::SysfsDeviceScanner>(flags->paths),
+                std::move(events));
   if (absl::Status st = daemon.Start(); !st.ok()) {
     spdlog::error("start failed: {}", st.message());
     return kExitError;
+  }
+  std::unique_ptr<HttpServer> http;
+  if (!flags->metrics_addr.empty()) {
+    HttpServerOptions hopts;
+    hopts.address = flags->metrics_addr;
+    http = std::make_unique<HttpServer>(
+        hopts, &registry, [] { return absl::OkStatus(); }, [&daemon] { return daemon.Ready(); });
+    if (absl::Status st = http->Start(); !st.ok()) {
+      spdlog::error("metrics endpoint: {}", st.message());
+      return kExitError;
+    }
+    spdlog::info("serving /metrics, /healthz, /readyz on {} (port {})", flags->metrics_addr,
+                 http->port());
   }
   std::thread signal_thread([&daemon, sigs] {
     int sig = 0;
@@ -142,6 +176,7 @@ int Main(int argc, char** argv) {
   // Run may also end without a signal (fatal poll error): release the signal thread.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  if (http) http->Stop();
   spdlog::info("stopped");
   return kExitOk;
 }

@@ -27,11 +27,12 @@ std::string SocketNameFor(const ResourceConfig& config) {
 }
 
 PluginServer::PluginServer(ResourcePool* pool, std::string socket_path, bool watcher_mode,
-                           std::function<void()> wake)
+                           std::function<void()> wake, ServiceOptions service_options)
     : pool_(pool),
       socket_path_(std::move(socket_path)),
       watcher_mode_(watcher_mode),
-      wake_(std::move(wake)) {}
+      wake_(std::move(wake)),
+      service_options_(std::move(service_options)) {}
 
 PluginServer::~PluginServer() { Stop(); }
 
@@ -42,7 +43,7 @@ absl::Status PluginServer::Start() {
                                            pool_->full_name(), socket_path_, std::strerror(errno)));
   }
   rejected_.store(false);
-  service_ = std::make_unique<DevicePluginService>(pool_);
+  service_ = std::make_unique<DevicePluginService>(pool_, service_options_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix://" + socket_path_, grpc::InsecureServerCredentials());
   builder.RegisterService(service_.get());
@@ -65,7 +66,16 @@ absl::Status PluginServer::Start() {
     return absl::UnavailableError(
         fmt::format("resource {}: cannot listen on {}", pool_->full_name(), socket_path_));
   }
-  ::chmod(socket_path_.c_str(), 0600);
+  // main() runs with umask 077, so the socket is born 0600; enforce it for embedders too.
+  if (::chmod(socket_path_.c_str(), 0600) != 0) {
+    std::string err = std::strerror(errno);
+    server_->Shutdown();
+    server_.reset();
+    service_.reset();
+    registration_.reset();
+    return absl::InternalError(
+        fmt::format("resource {}: chmod 0600 {}: {}", pool_->full_name(), socket_path_, err));
+  }
   struct stat st;
   socket_inode_ = ::stat(socket_path_.c_str(), &st) == 0 ? st.st_ino : 0;
   spdlog::info("serving resource={} socket={}", pool_->full_name(), socket_path_);

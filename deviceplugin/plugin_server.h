@@ -29,7 +29,7 @@ class PluginServer {
   // `wake` is called (from a gRPC thread) when kubelet rejects a watcher-mode registration, so
   // the event loop can re-create the socket.
   PluginServer(ResourcePool* pool, std::string socket_path, bool watcher_mode,
-               std::function<void()> wake);
+               std::function<void()> wake, ServiceOptions service_options = {});
   ~PluginServer();
   PluginServer(const PluginServer&) = delete;
   PluginServer& operator=(const PluginServer&) = delete;
@@ -57,6 +57,7 @@ class PluginServer {
   const std::string socket_path_;
   const bool watcher_mode_;
   const std::function<void()> wake_;
+  const ServiceOptions service_options_;
   std::unique_ptr<DevicePluginService> service_;
   std::unique_ptr<WatcherRegistrationService> registration_;
   std::unique_ptr<grpc::Server> server_;

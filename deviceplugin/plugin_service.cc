@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/absl_format.h"
+#include "deviceplugin/cdi.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -35,15 +36,22 @@ v1beta1::ListAndWatchResponse ToListAndWatchResponse(const PoolSnapshot& snapsho
   return resp;
 }
 
-v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapshot& snapshot) {
+v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapshot& snapshot,
+                                                               const std::string& cdi_kind) {
   v1beta1::ContainerAllocateResponse resp;
+  for (const auto& [name, value] : snapshot.envs) (*resp.mutable_envs())[name] = value;
+  if (!cdi_kind.empty()) {
+    const std::string qualified = CdiQualifiedName(cdi_kind);
+    resp.add_cdi_devices()->set_name(qualified);
+    (*resp.mutable_annotations())[CdiAnnotationKey(cdi_kind)] = qualified;
+    return resp;
+  }
   for (const DeviceNode& n : snapshot.nodes) {
     v1beta1::DeviceSpec* spec = resp.add_devices();
     spec->set_container_path(n.container_path);
     spec->set_host_path(n.host_path);
     spec->set_permissions(n.permissions);
   }
-  for (const auto& [name, value] : snapshot.envs) (*resp.mutable_envs())[name] = value;
   if (!snapshot.cli_host_path.empty()) {
     v1beta1::Mount* m = resp.add_mounts();
     m->set_container_path(kCliContainerPath);
@@ -119,24 +127,26 @@ grpc::Status DevicePluginService::Allocate(grpc::ServerContext*,
                                            const v1beta1::AllocateRequest* req,
                                            v1beta1::AllocateResponse* resp) {
   std::shared_ptr<const PoolSnapshot> snap = pool_->Current();
+  auto reject = [&](const absl::Status& st) {
+    spdlog::warn("Allocate rejected resource={} error=\"{}\"", pool_->full_name(), st.message());
+    if (options_.on_allocate) options_.on_allocate(false);
+    return ToGrpc(st);
+  };
+  const std::string cdi_kind = options_.cdi ? pool_->full_name() : "";
   for (const auto& creq : req->container_requests()) {
     std::vector<std::string> ids(creq.devices_ids().begin(), creq.devices_ids().end());
     absl::Status st = ResourcePool::CheckIds(*snap, ids, pool_->full_name());
-    if (!st.ok()) {
-      spdlog::warn("Allocate rejected resource={} error=\"{}\"", pool_->full_name(), st.message());
-      return ToGrpc(st);
-    }
+    if (!st.ok()) return reject(st);
     if (snap->nodes.empty()) {
-      st = absl::FailedPreconditionError(fmt::format(
+      return reject(absl::FailedPreconditionError(fmt::format(
           "resource {}: no usable RDMA device to allocate (all selected HCAs lack a uverbs node)",
-          pool_->full_name()));
-      spdlog::warn("Allocate rejected resource={} error=\"{}\"", pool_->full_name(), st.message());
-      return ToGrpc(st);
+          pool_->full_name())));
     }
-    *resp->add_container_responses() = ToContainerAllocateResponse(*snap);
+    *resp->add_container_responses() = ToContainerAllocateResponse(*snap, cdi_kind);
   }
   spdlog::debug("Allocate resource={} containers={} nodes={}", pool_->full_name(),
                 req->container_requests_size(), snap->nodes.size());
+  if (options_.on_allocate) options_.on_allocate(true);
   return grpc::Status::OK;
 }
 

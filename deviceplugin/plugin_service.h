@@ -21,12 +21,25 @@ namespace rdmashare::deviceplugin {
 // Converts a snapshot into the ListAndWatch message kubelet receives.
 v1beta1::ListAndWatchResponse ToListAndWatchResponse(const PoolSnapshot& snapshot);
 
-// Builds the Allocate answer for one container from a snapshot.
-v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapshot& snapshot);
+// Builds the Allocate answer for one container from a snapshot. With a non-empty `cdi_kind`
+// (CDI mode) the nodes and the CLI mount come from the resource's CDI spec: the answer names
+// "<kind>=all" in cdi_devices and in the cdi.k8s.io/ annotation (for kubelets predating the
+// field) and carries no DeviceSpecs or mounts. Environment variables are set either way.
+v1beta1::ContainerAllocateResponse ToContainerAllocateResponse(const PoolSnapshot& snapshot,
+                                                               const std::string& cdi_kind = "");
+
+// How a DevicePluginService answers, beyond its pool.
+struct ServiceOptions {
+  // CDI mode: Allocate answers with the CDI device of the pool (see ToContainerAllocateResponse).
+  bool cdi = false;
+  // Runs after every Allocate with its outcome (metrics); may be empty. Called on gRPC threads.
+  std::function<void(bool ok)> on_allocate;
+};
 
 class DevicePluginService final : public v1beta1::DevicePlugin::Service {
  public:
-  explicit DevicePluginService(ResourcePool* pool) : pool_(pool) {}
+  explicit DevicePluginService(ResourcePool* pool, ServiceOptions options = {})
+      : pool_(pool), options_(std::move(options)) {}
 
   grpc::Status GetDevicePluginOptions(grpc::ServerContext* ctx, const v1beta1::Empty* req,
                                       v1beta1::DevicePluginOptions* resp) override;
@@ -49,6 +62,7 @@ class DevicePluginService final : public v1beta1::DevicePlugin::Service {
 
  private:
   ResourcePool* const pool_;
+  const ServiceOptions options_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> open_streams_{0};
 };
