@@ -3,9 +3,10 @@
 //
 // The pipeline is the device plugin's own: SysfsDeviceScanner on the fake tree -> ResourcePool
 // -> CdiEditsForSnapshot -> CdiSpecWriter. Podman 4.3 has no option for the spec directory (it
-// reads /etc/cdi and /var/run/cdi), so the spec goes to /var/run/cdi under a kind unique to
-// this process and is removed afterwards. Podman itself runs with private storage, config and
-// runtime wrapper in a TempDir and no network.
+// reads /etc/cdi and /var/run/cdi), so every podman command runs in a private mount namespace
+// where the test's own spec directory is bind-mounted over /var/run/cdi: the host's specs are
+// neither seen nor touched, and parallel runs do not interfere. Podman itself runs with private
+// storage, config and runtime wrapper in a TempDir and no network.
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -109,7 +110,7 @@ class CdiPodmanTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (mknod of fake char devices, podman)";
-    for (const char* tool : {"podman", "runc", "jq"}) {
+    for (const char* tool : {"podman", "runc", "jq", "unshare"}) {
       if (FindInPath(tool).empty()) {
         GTEST_SKIP() << tool << " is not installed; the podman CDI test cannot run";
       }
@@ -132,7 +133,10 @@ class CdiPodmanTest : public ::testing::Test {
     ASSERT_EQ(rc.FullName(), kind_);
     // Podman runs on this host, so the host's view of the fake /dev is the daemon's.
     pool_ = std::make_unique<ResourcePool>(rc, node_->dev_root(), node_->dev_root(), cli_path_);
-    writer_ = std::make_unique<CdiSpecWriter>(kCdiDefaultDir);
+    writer_ = std::make_unique<CdiSpecWriter>(d + "/cdi");
+    // The mount point must exist on the host; it stays empty there.
+    ASSERT_OK(MakeDirs(kCdiDefaultDir));
+    ASSERT_OK(MakeDirs(writer_->dir()));
 
     WriteTestFile(d + "/runc-wrap", kRuncWrapper);
     ASSERT_EQ(::chmod((d + "/runc-wrap").c_str(), 0755), 0);
@@ -150,9 +154,6 @@ class CdiPodmanTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (writer_ && !kind_.empty()) {
-      EXPECT_OK(writer_->Remove(kind_));
-    }
     if (podman_ready_) {
       Podman({"rm", "-af", "-t", "0"}, /*check=*/false);
       Podman({"system", "reset", "-f"}, /*check=*/false);
@@ -175,8 +176,23 @@ class CdiPodmanTest : public ::testing::Test {
   RunResult Podman(std::vector<std::string> args, bool check = true) {
     const std::string d = dir_.path();
     Subprocess::Options o;
-    o.argv = {FindInPath("podman"), "--root",   d + "/root",        "--runroot", d + "/runroot",
-              "--tmpdir",           d + "/tmp", "--storage-driver", "vfs"};
+    o.argv = {FindInPath("unshare"),
+              "--mount",
+              "--propagation",
+              "private",
+              "/bin/sh",
+              "-c",
+              "mount --bind \"$0\" /var/run/cdi && exec \"$@\"",
+              writer_->dir(),
+              FindInPath("podman"),
+              "--root",
+              d + "/root",
+              "--runroot",
+              d + "/runroot",
+              "--tmpdir",
+              d + "/tmp",
+              "--storage-driver",
+              "vfs"};
     o.argv.insert(o.argv.end(), args.begin(), args.end());
     o.env = {{"CONTAINERS_CONF", d + "/containers.conf"}};
     o.work_dir = d;
