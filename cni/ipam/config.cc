@@ -220,12 +220,78 @@ absl::Status ParseStore(const json& store, StoreConfig* out) {
     *field = std::chrono::milliseconds(it->get<long long>());
   }
   if (auto it = store.find("tls"); it != store.end() && !it->is_null()) {
-    return Bad("store.tls is not supported by this build of rdmashare-ipam (plain http only)");
+    if (!it->is_object()) return Bad("store.tls must be an object {\"ca\", \"cert\", \"key\"}");
+    for (const auto& [key, value] : it->items()) {
+      if (key != "ca" && key != "cert" && key != "key") {
+        return Bad(fmt::format("store.tls.{} is unknown (\"ca\", \"cert\", \"key\")", key));
+      }
+      (void)value;
+    }
+    ASSIGN_OR_RETURN(out->tls.ca, OptString(*it, "ca", "store.tls."));
+    ASSIGN_OR_RETURN(out->tls.cert, OptString(*it, "cert", "store.tls."));
+    ASSIGN_OR_RETURN(out->tls.key, OptString(*it, "key", "store.tls."));
+    if (out->tls.ca.empty()) {
+      return Bad(
+          "store.tls.ca is required (the CA certificate that signed etcd's server "
+          "certificate)");
+    }
+    if (out->tls.cert.empty() != out->tls.key.empty()) {
+      return Bad(
+          "store.tls.cert and store.tls.key go together (a client certificate needs its "
+          "private key)");
+    }
+  }
+  for (const std::string& e : out->endpoints) {
+    bool https = e.rfind("https://", 0) == 0;
+    if (https && !out->tls.enabled()) {
+      return Bad(
+          fmt::format("store.endpoints: '{}' uses TLS: set store.tls.ca to the CA "
+                      "certificate that signed etcd's server certificate",
+                      e));
+    }
+    if (e.rfind("http://", 0) == 0 && out->tls.enabled()) {
+      return Bad(
+          fmt::format("store.endpoints: '{}' is plain http but store.tls is set; use "
+                      "https://",
+                      e));
+    }
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+absl::Status ValidateStoreName(const std::string& what, const std::string& name) {
+  std::string shown = name.size() > 64 ? name.substr(0, 64) + "..." : name;
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  if (name.empty()) return Bad(fmt::format("{} is empty", what));
+  if (name.size() > kMaxStoreNameLength) {
+    return Bad(fmt::format("{} '{}' is {} characters long; at most {} are allowed", what, shown,
+                           name.size(), kMaxStoreNameLength));
+  }
+  bool ok = std::isalnum(static_cast<unsigned char>(name[0])) != 0;
+  for (char c : name) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+  }
+  if (!ok) {
+    return Bad(
+        fmt::format("{} '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]* (no "
+                    "'/', no leading '.', no control characters)",
+                    what, shown));
+  }
+  return absl::OkStatus();
+}
+
+EtcdOptions EtcdOptionsFor(const StoreConfig& store) {
+  EtcdOptions o;
+  o.endpoints = store.endpoints;
+  o.dial_timeout = store.dial_timeout;
+  o.request_timeout = store.request_timeout;
+  o.tls = store.tls;
+  return o;
+}
 
 std::string AddrRange::ToString() const {
   return fmt::format("{} {}-{}", subnet.ToString(), start.ToString(), end.ToString());
@@ -401,6 +467,7 @@ absl::StatusOr<IpamConfig> ParseIpamConfig(const json& ipam, const std::string& 
   ASSIGN_OR_RETURN(conf.log_file, OptString(ipam, "logFile", ""));
   ASSIGN_OR_RETURN(conf.log_level, OptString(ipam, "logLevel", ""));
   ASSIGN_OR_RETURN(conf.pool, OptString(ipam, "pool", ""));
+  if (ipam.contains("pool")) RETURN_IF_ERROR(ValidateStoreName("\"pool\"", conf.pool));
   ASSIGN_OR_RETURN(conf.node_name, OptString(ipam, "nodeName", ""));
   ASSIGN_OR_RETURN(std::string node_file, OptString(ipam, "nodeNameFile", ""));
   if (!node_file.empty()) conf.node_name_file = node_file;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cni/ipam/etcd_client.h"
 #include "cni/ipam/ip.h"
 #include "cni/protocol/result.h"
 #include "nlohmann/json.hpp"
@@ -58,7 +59,21 @@ struct StoreConfig {
   std::string prefix = "/rdmashare/ipam";
   std::chrono::milliseconds dial_timeout{2000};
   std::chrono::milliseconds request_timeout{5000};
+  // "tls": {"ca", "cert", "key"} (PEM files; ca required when present).
+  EtcdTlsFiles tls;
 };
+
+// Longest network or pool name: both become a directory name (LocalStore, the lock and the DEL
+// journal) and part of journal file names, so they stay well below NAME_MAX (255).
+inline constexpr size_t kMaxStoreNameLength = 200;
+
+// Checks a network or pool name (`what`: "network name", "pool") before it becomes a path
+// component or an etcd key segment: [A-Za-z0-9][A-Za-z0-9_.-]*, at most kMaxStoreNameLength
+// characters (so no '/', no "..", no NUL). Code 7 naming the value and the rule.
+absl::Status ValidateStoreName(const std::string& what, const std::string& name);
+
+// The EtcdClient options of an etcd store config.
+EtcdOptions EtcdOptionsFor(const StoreConfig& store);
 
 // Default node-name file (read when "nodeName" is absent; else the host name is used).
 inline constexpr char kDefaultNodeNameFile[] = "/etc/rdmashare/nodename";

@@ -12,6 +12,7 @@ namespace rdmashare::cni::ipam {
 namespace {
 
 using nlohmann::json;
+using ::rdmashare::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -141,6 +142,39 @@ TEST(ParseIpamConfigTest, EtcdStoreSettings) {
   auto node = ResolveNodeName(*conf);
   ASSERT_TRUE(node.ok());
   EXPECT_EQ(*node, "worker1");
+}
+
+TEST(ParseIpamConfigTest, EtcdTlsFiles) {
+  ASSERT_OK_AND_ASSIGN(
+      IpamConfig conf,
+      ParseIpamConfig(json::parse(R"({"subnet":"10.0.0.0/24","store":{"type":"etcd",
+          "endpoints":["https://etcd-0.example:2379","10.0.0.2:2379"],
+          "tls":{"ca":"/etc/rdmashare/etcd/ca.crt","cert":"/etc/rdmashare/etcd/tls.crt",
+                 "key":"/etc/rdmashare/etcd/tls.key"}}})")));
+  EXPECT_EQ(conf.store.tls.ca, "/etc/rdmashare/etcd/ca.crt");
+  EXPECT_EQ(conf.store.tls.cert, "/etc/rdmashare/etcd/tls.crt");
+  EXPECT_EQ(conf.store.tls.key, "/etc/rdmashare/etcd/tls.key");
+  EtcdOptions o = EtcdOptionsFor(conf.store);
+  EXPECT_EQ(o.tls.ca, conf.store.tls.ca);
+  EXPECT_EQ(o.endpoints, conf.store.endpoints);
+}
+
+TEST(ValidateStoreNameTest, AcceptsNetworkAndPoolNames) {
+  for (const char* name : {"gpu1-net11", "net_1.a", "A", "9"}) {
+    EXPECT_OK(ValidateStoreName("pool", name)) << name;
+  }
+  EXPECT_OK(ValidateStoreName("pool", std::string(kMaxStoreNameLength, 'x')));
+}
+
+TEST(ValidateStoreNameTest, RejectsPathTraversalWithCode7) {
+  for (const std::string& name :
+       {std::string("../etc"), std::string("a/b"), std::string("."), std::string(".hidden"),
+        std::string("a\0b", 3), std::string("-x"), std::string("a b")}) {
+    absl::Status st = ValidateStoreName("network name", name);
+    EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network name")))
+        << name;
+    EXPECT_EQ(CniCode(st), kInvalidNetworkConfig) << name;
+  }
 }
 
 TEST(ParseIpamConfigTest, StoreDefaultsToLocal) {
@@ -289,9 +323,43 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"requestTimeoutMs":"5"}})",
             "store.requestTimeoutMs must be an integer"},
         BadConfigCase{
-            "EtcdTls",
-            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/x"}}})",
-            "store.tls is not supported"},
+            "EtcdTlsNotObject",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":"/x"}})",
+            "store.tls must be an object"},
+        BadConfigCase{
+            "EtcdTlsWithoutCa",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"cert":"/c","key":"/k"}}})",
+            "store.tls.ca is required"},
+        BadConfigCase{
+            "EtcdTlsCertWithoutKey",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/a","cert":"/c"}}})",
+            "store.tls.cert and store.tls.key go together"},
+        BadConfigCase{
+            "EtcdTlsUnknownField",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/a","cacert":"/c"}}})",
+            "store.tls.cacert is unknown"},
+        BadConfigCase{
+            "EtcdTlsCaNotString",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":1}}})",
+            "store.tls.\"ca\" must be a string"},
+        BadConfigCase{
+            "EtcdHttpsWithoutTls",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["https://etcd:2379"]}})",
+            "'https://etcd:2379' uses TLS: set store.tls.ca"},
+        BadConfigCase{
+            "EtcdHttpWithTls",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["http://etcd:2379"],"tls":{"ca":"/a"}}})",
+            "'http://etcd:2379' is plain http but store.tls is set"},
+        BadConfigCase{"PoolWithSlash", R"({"subnet":"10.0.0.0/24","pool":"a/b"})",
+                      "\"pool\" 'a/b' is invalid"},
+        BadConfigCase{"PoolDotDot", R"({"subnet":"10.0.0.0/24","pool":".."})",
+                      "\"pool\" '..' is invalid"},
+        BadConfigCase{"PoolEmpty", R"({"subnet":"10.0.0.0/24","pool":""})", "\"pool\" is empty"},
+        BadConfigCase{"PoolNul", "{\"subnet\":\"10.0.0.0/24\",\"pool\":\"a\\u0000b\"}",
+                      "\"pool\" 'a?b' is invalid"},
+        BadConfigCase{"PoolTooLong",
+                      "{\"subnet\":\"10.0.0.0/24\",\"pool\":\"" + std::string(201, 'p') + "\"}",
+                      "is 201 characters long; at most 200"},
         BadConfigCase{"PoolNotString", R"({"subnet":"10.0.0.0/24","pool":5})",
                       "\"pool\" must be a string"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& info) { return info.param.name; });

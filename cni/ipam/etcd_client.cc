@@ -2,19 +2,31 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/escaping.h"
 #include "cni/protocol/error.h"
+#include "common/files.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni::ipam {
@@ -76,78 +88,204 @@ absl::StatusOr<std::vector<KeyValue>> ParseKvs(const json& range_response) {
   return out;
 }
 
-// Parses "http://host:port", "host:port", "[v6]:port"; host must be numeric or localhost.
-absl::StatusOr<std::pair<std::string, int>> ParseEndpoint(const std::string& text) {
-  std::string rest = text;
-  if (rest.rfind("https://", 0) == 0) {
-    return CniError(kInvalidNetworkConfig,
-                    fmt::format("ipam: etcd endpoint '{}': https is not supported by this build "
-                                "(use http on a trusted network)",
-                                text));
+// Parsed endpoint: host (numeric or name, no brackets), port, TLS or not.
+struct ParsedEndpoint {
+  std::string host;
+  int port = 0;
+  bool tls = false;
+};
+
+bool IsNumericHost(const std::string& host) {
+  in6_addr a6;
+  in_addr a4;
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+// RFC 1123 host name: labels of [A-Za-z0-9-] (not starting or ending with '-'), at most 63
+// characters each, 253 in all.
+bool IsHostName(const std::string& host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t label = 0;
+  char prev = '.';
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0 || prev == '-') return false;
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') {
+      if (label == 0 && c == '-') return false;
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+    prev = c;
   }
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  return prev != '-';
+}
+
+// Parses "http://host:port", "https://host:port", "host:port", "[v6]:port". A bare "host:port"
+// uses TLS when `tls_configured`.
+absl::StatusOr<ParsedEndpoint> ParseEndpoint(const std::string& text, bool tls_configured) {
+  std::string rest = text;
+  ParsedEndpoint out;
+  out.tls = tls_configured;
+  if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    out.tls = true;
+    if (!tls_configured) {
+      return CniError(kInvalidNetworkConfig,
+                      fmt::format("ipam: etcd endpoint '{}' uses TLS: set store.tls.ca to the "
+                                  "CA certificate that signed etcd's server certificate",
+                                  text));
+    }
+  } else if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
+    if (tls_configured) {
+      return CniError(kInvalidNetworkConfig,
+                      fmt::format("ipam: etcd endpoint '{}' is plain http but store.tls is set; "
+                                  "use https:// (or drop store.tls)",
+                                  text));
+    }
+    out.tls = false;
+  } else if (rest.find("://") != std::string::npos) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("ipam: etcd endpoint '{}': scheme must be http or https", text));
+  }
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  std::string host, port;
+  std::string port;
   if (!rest.empty() && rest[0] == '[') {
     size_t close = rest.find(']');
     if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
       return CniError(kInvalidNetworkConfig,
                       fmt::format("ipam: etcd endpoint '{}' is not [address]:port", text));
     }
-    host = rest.substr(1, close - 1);
+    out.host = rest.substr(1, close - 1);
     port = rest.substr(close + 2);
+    in6_addr a6;
+    if (inet_pton(AF_INET6, out.host.c_str(), &a6) != 1) {
+      return CniError(
+          kInvalidNetworkConfig,
+          fmt::format("ipam: etcd endpoint '{}': '{}' is not an IPv6 address", text, out.host));
+    }
   } else {
     size_t colon = rest.rfind(':');
     if (colon == std::string::npos) {
       return CniError(kInvalidNetworkConfig,
                       fmt::format("ipam: etcd endpoint '{}' has no port", text));
     }
-    host = rest.substr(0, colon);
+    out.host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
+    if (!IsNumericHost(out.host) && !IsHostName(out.host)) {
+      return CniError(kInvalidNetworkConfig,
+                      fmt::format("ipam: etcd endpoint '{}': host '{}' is neither an IP address "
+                                  "nor a valid host name",
+                                  text, out.host));
+    }
   }
-  if (host == "localhost") host = "127.0.0.1";
-  in6_addr a6;
-  in_addr a4;
-  if (inet_pton(AF_INET, host.c_str(), &a4) != 1 && inet_pton(AF_INET6, host.c_str(), &a6) != 1) {
-    return CniError(kInvalidNetworkConfig,
-                    fmt::format("ipam: etcd endpoint '{}': host '{}' must be a numeric IPv4/IPv6 "
-                                "address or localhost",
-                                text, host));
-  }
-  int p = 0;
   bool digits = !port.empty() && port.size() <= 5;
   for (char c : port) digits = digits && c >= '0' && c <= '9';
-  if (digits) p = std::stoi(port);
-  if (!digits || p <= 0 || p > 65535) {
+  if (digits) out.port = std::stoi(port);
+  if (!digits || out.port <= 0 || out.port > 65535) {
     return CniError(
         kInvalidNetworkConfig,
         fmt::format("ipam: etcd endpoint '{}': port '{}' is not in 1..65535", text, port));
   }
-  return std::make_pair(host, p);
+  return out;
 }
 
-absl::StatusOr<UniqueFd> Dial(const std::string& host, int port, int timeout_ms) {
+std::string LowerAscii(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// One resolved address of an endpoint.
+struct SockAddr {
   sockaddr_storage ss{};
   socklen_t len = 0;
-  int family = AF_INET;
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  std::string text;  // "127.0.0.1" / "::1"
+};
+
+std::optional<SockAddr> NumericAddr(const std::string& host, int port) {
+  SockAddr a;
+  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
   if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) == 1) {
     s4->sin_family = AF_INET;
     s4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*s4);
-  } else {
-    family = AF_INET6;
-    inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr);
+    a.len = sizeof(*s4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) == 1) {
     s6->sin6_family = AF_INET6;
     s6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*s6);
+    a.len = sizeof(*s6);
+  } else {
+    return std::nullopt;
   }
-  UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  a.text = host;
+  return a;
+}
+
+// Addresses of `host`: numeric as is; names from the hosts file, else getaddrinfo, else (for
+// localhost) the loopback addresses. Unavailable naming the host when nothing resolves.
+absl::StatusOr<std::vector<SockAddr>> Resolve(const std::string& host, int port,
+                                              const std::string& hosts_file) {
+  std::vector<SockAddr> out;
+  if (auto a = NumericAddr(host, port)) {
+    out.push_back(*a);
+    return out;
+  }
+  if (!hosts_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(hosts_file);
+    if (text.ok()) {
+      for (const std::string& ip : HostsFileAddresses(*text, host)) {
+        if (auto a = NumericAddr(ip, port)) out.push_back(*a);
+      }
+    }
+    if (!out.empty()) return out;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &res);
+  if (rc == 0) {
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      SockAddr a;
+      std::memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+      a.len = ai->ai_addrlen;
+      char buf[INET6_ADDRSTRLEN] = {};
+      const void* src =
+          ai->ai_family == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
+              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+      inet_ntop(ai->ai_family, src, buf, sizeof(buf));
+      a.text = buf;
+      bool dup = false;
+      for (const SockAddr& o : out) dup = dup || o.text == a.text;
+      if (!dup) out.push_back(a);
+    }
+    freeaddrinfo(res);
+  }
+  if (out.empty() && LowerAscii(host) == "localhost") {
+    out.push_back(*NumericAddr("127.0.0.1", port));
+    out.push_back(*NumericAddr("::1", port));
+  }
+  if (out.empty()) {
+    return absl::UnavailableError(
+        fmt::format("cannot resolve host name '{}' (not in {}; getaddrinfo: {})", host,
+                    hosts_file.empty() ? "any hosts file" : hosts_file,
+                    rc == 0 ? "no IPv4/IPv6 address" : gai_strerror(rc)));
+  }
+  return out;
+}
+
+absl::StatusOr<UniqueFd> DialOne(const SockAddr& addr, int timeout_ms) {
+  UniqueFd fd(socket(addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) return absl::UnavailableError(fmt::format("socket: {}", strerror(errno)));
   int one = 1;
   setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr.ss), addr.len) != 0) {
     if (errno != EINPROGRESS) {
       return absl::UnavailableError(fmt::format("connect: {}", strerror(errno)));
     }
@@ -164,20 +302,133 @@ absl::StatusOr<UniqueFd> Dial(const std::string& host, int port, int timeout_ms)
   return fd;
 }
 
-absl::Status SendAll(int fd, const std::string& data, Clock::time_point deadline) {
+// Every queued OpenSSL error as "reason; reason" (clears the queue).
+std::string SslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    const char* reason = ERR_reason_error_string(e);
+    char buf[256];
+    if (reason == nullptr) {
+      ERR_error_string_n(e, buf, sizeof(buf));
+      reason = buf;
+    }
+    if (!out.empty()) out += "; ";
+    out += reason;
+  }
+  return out;
+}
+
+// Blocks SIGPIPE in this thread while OpenSSL writes to a socket a peer may have closed (its
+// socket BIO uses write(2), not send(MSG_NOSIGNAL)); a SIGPIPE raised meanwhile is consumed.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old_);
+  }
+  ~SigpipeGuard() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t only;
+        sigemptyset(&only);
+        sigaddset(&only, SIGPIPE);
+        timespec zero{0, 0};
+        while (sigtimedwait(&only, nullptr, &zero) == -1 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
+// A socket, plus its TLS session for https endpoints. Non-blocking; every wait is a poll
+// bounded by the caller's deadline.
+struct Transport {
+  UniqueFd fd;
+  SSL* ssl = nullptr;
+  Transport() = default;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+  ~Transport() {
+    if (ssl != nullptr) SSL_free(ssl);
+  }
+};
+
+// Waits until `fd` is ready for `events`; Unavailable/DeadlineExceeded otherwise.
+absl::Status WaitFd(int fd, short events, Clock::time_point deadline, const char* what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    int r = poll(&p, 1, RemainingMs(deadline));
+    if (r > 0) return absl::OkStatus();
+    if (r == 0) return absl::DeadlineExceededError(fmt::format("{} timed out", what));
+    if (errno != EINTR) return absl::UnavailableError(fmt::format("poll: {}", strerror(errno)));
+  }
+}
+
+// Status of a failed SSL_* call `rc` on `ssl` (the queue of OpenSSL errors in the message). TLS
+// protocol failures are Unauthenticated (the endpoint is unusable, like a refused connection).
+absl::Status SslFailure(SSL* ssl, int rc, const char* op) {
+  int err = SSL_get_error(ssl, rc);
+  std::string queued = SslErrors();
+  if (err == SSL_ERROR_ZERO_RETURN)
+    return absl::UnavailableError("connection closed by the server");
+  if (err == SSL_ERROR_SYSCALL) {
+    if (errno != 0 && rc < 0) {
+      return absl::UnavailableError(fmt::format("TLS {}: {}", op, strerror(errno)));
+    }
+    return absl::UnavailableError(queued.empty() ? std::string("connection closed by the server")
+                                                 : fmt::format("TLS {}: {}", op, queued));
+  }
+  return absl::UnauthenticatedError(
+      fmt::format("TLS {}: {}", op, queued.empty() ? "protocol error" : queued));
+}
+
+absl::Status SendAll(Transport& t, const std::string& data, Clock::time_point deadline) {
   size_t off = 0;
+  if (t.ssl != nullptr) {
+    SigpipeGuard guard;
+    while (off < data.size()) {
+      ERR_clear_error();
+      errno = 0;
+      size_t written = 0;
+      int rc = SSL_write_ex(t.ssl, data.data() + off, data.size() - off, &written);
+      if (rc == 1) {
+        off += written;
+        continue;
+      }
+      int err = SSL_get_error(t.ssl, rc);
+      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+        RETURN_IF_ERROR(
+            WaitFd(t.fd.get(), err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline, "send"));
+        continue;
+      }
+      return SslFailure(t.ssl, rc, "write");
+    }
+    return absl::OkStatus();
+  }
   while (off < data.size()) {
-    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    ssize_t n = send(t.fd.get(), data.data() + off, data.size() - off, MSG_NOSIGNAL);
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{fd, POLLOUT, 0};
-      if (poll(&p, 1, RemainingMs(deadline)) <= 0) {
-        return absl::UnavailableError("send timed out");
-      }
+      absl::Status st = WaitFd(t.fd.get(), POLLOUT, deadline, "send");
+      if (!st.ok()) return absl::UnavailableError(st.message());
       continue;
     }
     return absl::UnavailableError(fmt::format("send: {}", strerror(errno)));
@@ -185,11 +436,35 @@ absl::Status SendAll(int fd, const std::string& data, Clock::time_point deadline
   return absl::OkStatus();
 }
 
-// Reads more bytes into `buf`; Unavailable on timeout, error or EOF.
-absl::Status ReadMore(int fd, std::string* buf, Clock::time_point deadline) {
+// Reads more bytes into `buf`; Unavailable on error or EOF, DeadlineExceeded on timeout.
+absl::Status ReadMore(Transport& t, std::string* buf, Clock::time_point deadline) {
   char tmp[16384];
+  if (t.ssl != nullptr) {
+    SigpipeGuard guard;  // a read may write (key updates, alerts)
+    for (;;) {
+      ERR_clear_error();
+      errno = 0;
+      size_t n = 0;
+      int rc = SSL_read_ex(t.ssl, tmp, sizeof(tmp), &n);
+      if (rc == 1) {
+        buf->append(tmp, n);
+        return absl::OkStatus();
+      }
+      int err = SSL_get_error(t.ssl, rc);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        absl::Status st =
+            WaitFd(t.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read");
+        if (absl::IsDeadlineExceeded(st)) {
+          return absl::DeadlineExceededError("no answer before the request timeout");
+        }
+        RETURN_IF_ERROR(st);
+        continue;
+      }
+      return SslFailure(t.ssl, rc, "read");
+    }
+  }
   for (;;) {
-    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+    ssize_t n = recv(t.fd.get(), tmp, sizeof(tmp), 0);
     if (n > 0) {
       buf->append(tmp, static_cast<size_t>(n));
       return absl::OkStatus();
@@ -199,18 +474,15 @@ absl::Status ReadMore(int fd, std::string* buf, Clock::time_point deadline) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return absl::UnavailableError(fmt::format("recv: {}", strerror(errno)));
     }
-    pollfd p{fd, POLLIN, 0};
-    int r = poll(&p, 1, RemainingMs(deadline));
-    if (r == 0) return absl::DeadlineExceededError("no answer before the request timeout");
-    if (r < 0 && errno != EINTR)
-      return absl::UnavailableError(fmt::format("poll: {}", strerror(errno)));
+    absl::Status st = WaitFd(t.fd.get(), POLLIN, deadline, "read");
+    if (absl::IsDeadlineExceeded(st)) {
+      return absl::DeadlineExceededError("no answer before the request timeout");
+    }
+    RETURN_IF_ERROR(st);
   }
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
+std::string Lower(std::string s) { return LowerAscii(std::move(s)); }
 
 struct HttpResponse {
   int status = 0;
@@ -218,7 +490,7 @@ struct HttpResponse {
   bool keep_alive = true;
 };
 
-absl::StatusOr<HttpResponse> ReadResponse(int fd, Clock::time_point deadline) {
+absl::StatusOr<HttpResponse> ReadResponse(Transport& fd, Clock::time_point deadline) {
   std::string buf;
   size_t header_end;
   while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
@@ -304,20 +576,219 @@ std::string PrefixRangeEnd(const std::string& prefix) {
   return std::string(1, '\0');  // every key
 }
 
+std::vector<std::string> HostsFileAddresses(const std::string& hosts_text,
+                                            const std::string& name) {
+  std::vector<std::string> out;
+  std::string want = LowerAscii(name);
+  size_t pos = 0;
+  while (pos <= hosts_text.size()) {
+    size_t eol = hosts_text.find('\n', pos);
+    if (eol == std::string::npos) eol = hosts_text.size();
+    std::string line = hosts_text.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::vector<std::string> fields;
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      size_t j = i;
+      while (j < line.size() && !std::isspace(static_cast<unsigned char>(line[j]))) ++j;
+      if (j > i) fields.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (fields.size() < 2 || !IsNumericHost(fields[0])) continue;
+    for (size_t k = 1; k < fields.size(); ++k) {
+      if (LowerAscii(fields[k]) == want &&
+          std::find(out.begin(), out.end(), fields[0]) == out.end()) {
+        out.push_back(fields[0]);
+      }
+    }
+  }
+  return out;
+}
+
+struct EtcdClient::Conn : Transport {};
+
+struct EtcdClient::TlsContext {
+  SSL_CTX* ctx = nullptr;
+  bool client_cert = false;
+  ~TlsContext() {
+    if (ctx != nullptr) SSL_CTX_free(ctx);
+  }
+};
+
+namespace {
+
+absl::Status BadTlsFile(const char* field, const std::string& path, const std::string& problem) {
+  return CniError(kInvalidNetworkConfig,
+                  fmt::format("ipam: etcd store.tls.{} {}: {}", field, path, problem));
+}
+
+// Loads the CA bundle and the optional client certificate/key into a new SSL_CTX.
+absl::StatusOr<std::unique_ptr<EtcdClient::TlsContext>> LoadTls(const EtcdTlsFiles& files) {
+  if (files.ca.empty()) {
+    return CniError(kInvalidNetworkConfig,
+                    "ipam: etcd store.tls.ca is required for TLS (the CA certificate that signed "
+                    "etcd's server certificate)");
+  }
+  if (files.cert.empty() != files.key.empty()) {
+    return CniError(kInvalidNetworkConfig,
+                    "ipam: etcd store.tls.cert and store.tls.key go together (a client "
+                    "certificate needs its private key)");
+  }
+  ERR_clear_error();
+  auto tls = std::make_unique<EtcdClient::TlsContext>();
+  tls->ctx = SSL_CTX_new(TLS_client_method());
+  if (tls->ctx == nullptr) {
+    return CniError(kIoFailure, fmt::format("ipam: etcd TLS: SSL_CTX_new: {}", SslErrors()));
+  }
+  SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+  absl::StatusOr<std::string> ca = ReadFile(files.ca);
+  if (!ca.ok()) return BadTlsFile("ca", files.ca, std::string(ca.status().message()));
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(ca->data(), static_cast<int>(ca->size())), &BIO_free);
+  X509_STORE* store = SSL_CTX_get_cert_store(tls->ctx);
+  int certs = 0;
+  for (;;) {
+    X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    if (cert == nullptr) break;
+    int ok = X509_STORE_add_cert(store, cert);
+    X509_free(cert);
+    if (ok != 1) return BadTlsFile("ca", files.ca, "cannot add certificate: " + SslErrors());
+    ++certs;
+  }
+  ERR_clear_error();  // end of file
+  if (certs == 0) return BadTlsFile("ca", files.ca, "contains no PEM certificate");
+
+  if (!files.cert.empty()) {
+    for (const auto& [field, path] :
+         {std::make_pair("cert", files.cert), std::make_pair("key", files.key)}) {
+      absl::StatusOr<std::string> text = ReadFile(path);
+      if (!text.ok()) return BadTlsFile(field, path, std::string(text.status().message()));
+    }
+    if (SSL_CTX_use_certificate_chain_file(tls->ctx, files.cert.c_str()) != 1) {
+      return BadTlsFile("cert", files.cert, "not a PEM certificate: " + SslErrors());
+    }
+    absl::StatusOr<std::string> key_text = ReadFile(files.key);
+    if (!key_text.ok())
+      return BadTlsFile("key", files.key, std::string(key_text.status().message()));
+    std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+        BIO_new_mem_buf(key_text->data(), static_cast<int>(key_text->size())), &BIO_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+        PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    if (pkey == nullptr) {
+      return BadTlsFile("key", files.key, "not a PEM private key: " + SslErrors());
+    }
+    if (SSL_CTX_use_PrivateKey(tls->ctx, pkey.get()) != 1 ||
+        SSL_CTX_check_private_key(tls->ctx) != 1) {
+      return BadTlsFile(
+          "key", files.key,
+          fmt::format("does not match the certificate {}: {}", files.cert, SslErrors()));
+    }
+    tls->client_cert = true;
+  }
+  return tls;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(EtcdOptions options) {
   if (options.endpoints.empty()) {
     return CniError(kInvalidNetworkConfig, "ipam: etcd store needs at least one endpoint");
   }
   std::vector<Endpoint> eps;
   for (const std::string& text : options.endpoints) {
-    ASSIGN_OR_RETURN(auto hp, ParseEndpoint(text));
-    eps.push_back(Endpoint{text, hp.first, hp.second});
+    ASSIGN_OR_RETURN(ParsedEndpoint p, ParseEndpoint(text, options.tls.enabled()));
+    eps.push_back(Endpoint{text, p.host, p.port, p.tls});
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options), std::move(eps)));
+  std::unique_ptr<TlsContext> tls;
+  if (options.tls.enabled()) {
+    ASSIGN_OR_RETURN(tls, LoadTls(options.tls));
+  }
+  return std::unique_ptr<EtcdClient>(
+      new EtcdClient(std::move(options), std::move(eps), std::move(tls)));
 }
 
-EtcdClient::EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints)
-    : options_(std::move(options)), endpoints_(std::move(endpoints)) {}
+EtcdClient::EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints,
+                       std::unique_ptr<TlsContext> tls)
+    : options_(std::move(options)), endpoints_(std::move(endpoints)), tls_(std::move(tls)) {}
+
+EtcdClient::~EtcdClient() = default;
+
+absl::StatusOr<std::unique_ptr<EtcdClient::Conn>> EtcdClient::Connect(const Endpoint& ep,
+                                                                      Clock::time_point deadline) {
+  ASSIGN_OR_RETURN(std::vector<SockAddr> addrs, Resolve(ep.host, ep.port, options_.hosts_file));
+  auto conn = std::make_unique<Conn>();
+  std::string causes;
+  for (const SockAddr& a : addrs) {
+    int dial_ms = std::min<int>(static_cast<int>(options_.dial_timeout.count()),
+                                std::max(1, RemainingMs(deadline)));
+    absl::StatusOr<UniqueFd> fd = DialOne(a, dial_ms);
+    if (fd.ok()) {
+      conn->fd = std::move(*fd);
+      break;
+    }
+    if (!causes.empty()) causes += ", ";
+    causes += addrs.size() == 1 ? std::string(fd.status().message())
+                                : fmt::format("{}: {}", a.text, fd.status().message());
+  }
+  if (!conn->fd.valid()) return absl::UnavailableError(causes);
+  if (!ep.tls) return conn;
+
+  // TLS: verify the chain against the CA and the certificate against the endpoint's host.
+  ERR_clear_error();
+  conn->ssl = SSL_new(tls_->ctx);
+  if (conn->ssl == nullptr) return absl::UnavailableError("SSL_new: " + SslErrors());
+  SSL_set_fd(conn->ssl, conn->fd.get());
+  X509_VERIFY_PARAM* param = SSL_get0_param(conn->ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (IsNumericHost(ep.host)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, ep.host.c_str()) != 1) {
+      return absl::UnavailableError("TLS: cannot set the expected IP address: " + SslErrors());
+    }
+  } else {
+    if (SSL_set1_host(conn->ssl, ep.host.c_str()) != 1) {
+      return absl::UnavailableError("TLS: cannot set the expected host name: " + SslErrors());
+    }
+    SSL_set_tlsext_host_name(conn->ssl, ep.host.c_str());
+  }
+  int dial_ms = std::min<int>(static_cast<int>(options_.dial_timeout.count()),
+                              std::max(1, RemainingMs(deadline)));
+  auto hs_deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(dial_ms));
+  SigpipeGuard guard;
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_connect(conn->ssl);
+    if (rc == 1) break;
+    int err = SSL_get_error(conn->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      absl::Status st = WaitFd(conn->fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+                               hs_deadline, "TLS handshake");
+      if (!st.ok()) return absl::UnavailableError(st.message());
+      continue;
+    }
+    long verify = SSL_get_verify_result(conn->ssl);
+    if (verify != X509_V_OK) {
+      ERR_clear_error();
+      return absl::UnauthenticatedError(fmt::format(
+          "TLS handshake: certificate verify failed: {} (server certificate checked against "
+          "CA {} and host {})",
+          X509_verify_cert_error_string(verify), options_.tls.ca, ep.host));
+    }
+    absl::Status st = SslFailure(conn->ssl, rc, "handshake");
+    return absl::Status(st.code(), fmt::format("{}{}", st.message(), ClientCertHint()));
+  }
+  return conn;
+}
+
+std::string EtcdClient::ClientCertHint() const {
+  if (tls_ == nullptr || tls_->client_cert) return "";
+  return " (if etcd requires client certificates, set store.tls.cert and store.tls.key)";
+}
 
 absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request,
                                           Clock::time_point deadline, bool* retryable,
@@ -325,30 +796,36 @@ absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request
   *retryable = true;
   *dial_failed = false;
   const Endpoint& ep = endpoints_[idx];
-  bool reused = conn_.valid() && conn_endpoint_ == idx;
+  bool reused = conn_ != nullptr && conn_endpoint_ == idx;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!conn_.valid() || conn_endpoint_ != idx) {
-      int dial_ms = std::min<int>(static_cast<int>(options_.dial_timeout.count()),
-                                  std::max(1, RemainingMs(deadline)));
-      auto fd = Dial(ep.host, ep.port, dial_ms);
-      if (!fd.ok()) {
+    if (conn_ == nullptr || conn_endpoint_ != idx) {
+      conn_.reset();
+      auto conn = Connect(ep, deadline);
+      if (!conn.ok()) {
         *dial_failed = true;
-        return fd.status();
+        return conn.status();
       }
-      conn_ = std::move(*fd);
+      conn_ = std::move(*conn);
       conn_endpoint_ = idx;
       reused = false;
     }
-    absl::Status st = SendAll(conn_.get(), request, deadline);
+    absl::Status st = SendAll(*conn_, request, deadline);
     absl::StatusOr<HttpResponse> resp =
-        st.ok() ? ReadResponse(conn_.get(), deadline) : absl::StatusOr<HttpResponse>(st);
+        st.ok() ? ReadResponse(*conn_, deadline) : absl::StatusOr<HttpResponse>(st);
     if (!resp.ok()) {
-      conn_.Reset();
+      conn_.reset();
+      // TLS 1.3 servers reject a client certificate (or its absence) after the client's side
+      // of the handshake: the alert arrives with the first answer. The endpoint is unusable.
+      if (absl::IsUnauthenticated(resp.status())) {
+        *dial_failed = true;
+        return absl::Status(resp.status().code(),
+                            fmt::format("{}{}", resp.status().message(), ClientCertHint()));
+      }
       // A kept-alive connection the server closed meanwhile: redial once.
       if (reused && !absl::IsDeadlineExceeded(resp.status())) continue;
       return resp.status();
     }
-    if (!resp->keep_alive) conn_.Reset();
+    if (!resp->keep_alive) conn_.reset();
     json body = json::parse(resp->body, nullptr, false);
     if (resp->status != 200) {
       std::string msg = body.is_object() && body.contains("error") && body["error"].is_string()

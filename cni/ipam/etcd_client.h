@@ -2,8 +2,22 @@
 // /v3/kv/put, /v3/kv/txn, /v3/kv/deleterange over HTTP/1.1, keys and values base64 encoded).
 // Our own sockets, no libcurl/gRPC, so the static CNI binaries stay small and start fast.
 //
-// Endpoints ("http://10.0.0.1:2379", "127.0.0.1:2379", "[::1]:2379"; numeric addresses or
-// "localhost") are tried in turn: a connection refused, a timeout, an HTTP 5xx or an etcd
+// Endpoints ("http://10.0.0.1:2379", "https://etcd-0.example:2379", "127.0.0.1:2379",
+// "[::1]:2379") are tried in turn. A host name is resolved at connect time from the hosts file
+// (EtcdOptions::hosts_file, default /etc/hosts; no NSS surprises in a static binary), else with
+// getaddrinfo(3) (DNS), "localhost" falling back to 127.0.0.1 and ::1; every address of a name
+// is tried before the endpoint counts as failed. A name that does not resolve fails that
+// endpoint with a message naming the name.
+//
+// TLS (OpenSSL, linked statically): "https://" endpoints, and bare "host:port" ones when
+// EtcdOptions::tls is set, use TLS 1.2+; the server certificate must chain to tls.ca and be
+// issued for the endpoint's host name or IP address; tls.cert/tls.key (optional) are presented
+// when the server asks for a client certificate. A failed handshake (certificate verify failed,
+// a missing client certificate, ...) fails that endpoint like a refused connection, with
+// OpenSSL's reason in the message. Unreadable or invalid TLS files are code 7 from Create(),
+// naming the file.
+//
+// Endpoints are tried in turn: a connection refused, a timeout, an HTTP 5xx or an etcd
 // "unavailable" answer moves on to the next endpoint, cycling with a short backoff until the
 // operation's deadline (or after two passes in which no endpoint accepted a connection). One
 // attempt gets at most a third of request_timeout (at least 250 ms), so a hung member cannot
@@ -18,6 +32,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,7 +41,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/unique_fd.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni::ipam {
@@ -34,10 +48,22 @@ namespace rdmashare::cni::ipam {
 // CniDetails() of the status returned when no endpoint answered.
 inline constexpr char kEtcdUnreachableDetails[] = "etcd unreachable";
 
+// PEM files of the TLS client ("store.tls": {"ca", "cert", "key"}). `ca` is required for TLS;
+// `cert` and `key` come together or not at all.
+struct EtcdTlsFiles {
+  std::string ca, cert, key;
+  bool enabled() const { return !ca.empty() || !cert.empty() || !key.empty(); }
+};
+
+inline constexpr char kDefaultHostsFile[] = "/etc/hosts";
+
 struct EtcdOptions {
   std::vector<std::string> endpoints;
   std::chrono::milliseconds dial_timeout{2000};
   std::chrono::milliseconds request_timeout{5000};
+  EtcdTlsFiles tls;
+  // Consulted before DNS for host names in endpoints (injectable for tests).
+  std::string hosts_file = kDefaultHostsFile;
 };
 
 struct KeyValue {
@@ -54,10 +80,16 @@ struct KeyValue {
 // True when `status` means "no etcd endpoint could be reached" (worth journaling a DEL).
 bool IsEtcdUnreachable(const absl::Status& status);
 
+// The addresses `name` maps to in hosts-file text (hosts(5): "address name [aliases...]", '#'
+// comments; names compared case-insensitively), in file order.
+std::vector<std::string> HostsFileAddresses(const std::string& hosts_text, const std::string& name);
+
 class EtcdClient {
  public:
-  // Endpoints are validated here (code 7 naming the bad endpoint).
+  // Endpoints are validated and the TLS files loaded here (code 7 naming the bad endpoint or
+  // file). No connection is made.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(EtcdOptions options);
+  ~EtcdClient();
 
   // Every key with prefix `prefix`, sorted by key.
   absl::StatusOr<std::vector<KeyValue>> RangePrefix(const std::string& prefix);
@@ -82,10 +114,26 @@ class EtcdClient {
  private:
   struct Endpoint {
     std::string text;  // as configured
-    std::string host;  // numeric address
+    std::string host;  // numeric address or host name (no brackets)
     int port = 0;
+    bool tls = false;
   };
-  EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints);
+  // An open connection (socket, plus the TLS session for https endpoints).
+  struct Conn;
+
+ public:
+  // The SSL_CTX shared by the client's TLS connections (opaque; defined in etcd_client.cc).
+  struct TlsContext;
+
+ private:
+  EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints, std::unique_ptr<TlsContext> tls);
+
+  // Resolves, connects (and for TLS, handshakes with) endpoint `ep` within `deadline`.
+  absl::StatusOr<std::unique_ptr<Conn>> Connect(const Endpoint& ep,
+                                                std::chrono::steady_clock::time_point deadline);
+
+  // Appended to TLS handshake failures when no client certificate is configured.
+  std::string ClientCertHint() const;
 
   // One request/response on endpoint `idx` (reusing the kept-alive connection). Sets
   // `retryable` when the next endpoint should be tried.
@@ -96,8 +144,9 @@ class EtcdClient {
 
   const EtcdOptions options_;
   const std::vector<Endpoint> endpoints_;
+  std::unique_ptr<TlsContext> tls_;
   absl::Mutex mu_;
-  UniqueFd conn_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Conn> conn_ ABSL_GUARDED_BY(mu_);
   size_t conn_endpoint_ ABSL_GUARDED_BY(mu_) = 0;
   size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
 };

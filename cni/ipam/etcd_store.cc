@@ -1,5 +1,6 @@
 #include "cni/ipam/etcd_store.h"
 
+#include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
@@ -16,6 +17,23 @@ std::string Str(const json& obj, const char* key) {
 }
 
 }  // namespace
+
+std::string RecordProblem(const std::string& value) {
+  json j = json::parse(value, nullptr, false);
+  if (j.is_discarded()) return "not JSON";
+  if (!j.is_object()) return "not a JSON object";
+  for (const char* key :
+       {"node", "network", "containerID", "ifname", "netns", "podNamespace", "podName", "podUID"}) {
+    auto it = j.find(key);
+    if (it != j.end() && !it->is_string()) return fmt::format("\"{}\" is not a string", key);
+  }
+  if (Str(j, "containerID").empty()) return "no \"containerID\"";
+  if (Str(j, "node").empty()) return "no \"node\"";
+  if (auto it = j.find("quarantineUntil"); it != j.end() && !it->is_number_integer()) {
+    return "\"quarantineUntil\" is not an integer";
+  }
+  return "";
+}
 
 std::string EncodeEtcdRecord(const Reservation& r) {
   json j = {
@@ -50,12 +68,17 @@ absl::StatusOr<std::unique_ptr<StoreLock>> EtcdStore::Lock(const std::string& po
 Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
   Reservation r;
   r.ip = ip;
-  json j = json::parse(kv.value, nullptr, false);
-  if (!j.is_object() || Str(j, "containerID").empty()) {
-    r.error =
-        fmt::format("etcd record {} is not a reservation: '{}'", kv.key, kv.value.substr(0, 100));
+  std::string problem = RecordProblem(kv.value);
+  if (!IpAddr::Parse(ip).ok()) problem = "the key does not end in an IP address";
+  if (!problem.empty()) {
+    std::string shown = kv.value.substr(0, 100);
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    }
+    r.error = fmt::format("etcd record {} is not a reservation ({}): '{}'", kv.key, problem, shown);
     return r;
   }
+  json j = json::parse(kv.value, nullptr, false);
   r.node = Str(j, "node");
   r.owner_network = Str(j, "network");
   r.container_id = Str(j, "containerID");
@@ -64,9 +87,7 @@ Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
   r.pod_namespace = Str(j, "podNamespace");
   r.pod_name = Str(j, "podName");
   r.pod_uid = Str(j, "podUID");
-  if (auto it = j.find("quarantineUntil"); it != j.end() && it->is_number_integer()) {
-    r.quarantine_until = it->get<int64_t>();
-  }
+  if (auto it = j.find("quarantineUntil"); it != j.end()) r.quarantine_until = it->get<int64_t>();
   r.foreign = r.node != node_ || r.owner_network != network_;
   return r;
 }
@@ -142,8 +163,10 @@ absl::StatusOr<int> ReleaseNode(EtcdClient* client, const std::string& prefix,
   ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, client->RangePrefix(ips));
   int released = 0;
   for (const KeyValue& kv : kvs) {
+    // Unreadable records belong to no node: reported by `rdmashare pool`, never released here.
+    if (!RecordProblem(kv.value).empty()) continue;
     json j = json::parse(kv.value, nullptr, false);
-    if (!j.is_object() || Str(j, "node") != node) continue;
+    if (Str(j, "node") != node) continue;
     ASSIGN_OR_RETURN(bool deleted, client->DeleteIfUnchanged(kv.key, kv.mod_revision));
     if (deleted) ++released;
   }

@@ -70,6 +70,11 @@ class EtcdStore : public IpamStore {
   std::map<std::string, int64_t> revisions_ ABSL_GUARDED_BY(mu_);
 };
 
+// Why `value` is not a valid reservation record (not JSON, not an object, a field of the wrong
+// type, no containerID or node), or "" when it is one. Such records count as taken, carry
+// Reservation::error, and are never released, expired or garbage-collected by the allocator.
+std::string RecordProblem(const std::string& value);
+
 // JSON value of a reservation record (see the layout above).
 std::string EncodeEtcdRecord(const Reservation& r);
 

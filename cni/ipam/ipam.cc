@@ -37,6 +37,8 @@ struct Session {
 
 absl::StatusOr<Session> Open(const IpamArgs& args) {
   Session s;
+  // Both names become path components (store, lock, journal) and etcd key segments.
+  RETURN_IF_ERROR(ValidateStoreName("network name", args.network_name));
   ASSIGN_OR_RETURN(s.conf, ParseIpamConfig(args.ipam_conf));
   s.args = args;
   if (s.conf.store.type != "etcd") {
@@ -44,11 +46,7 @@ absl::StatusOr<Session> Open(const IpamArgs& args) {
     return s;
   }
   ASSIGN_OR_RETURN(std::string node, ResolveNodeName(s.conf));
-  EtcdOptions opts;
-  opts.endpoints = s.conf.store.endpoints;
-  opts.dial_timeout = s.conf.store.dial_timeout;
-  opts.request_timeout = s.conf.store.request_timeout;
-  ASSIGN_OR_RETURN(s.client, EtcdClient::Create(opts));
+  ASSIGN_OR_RETURN(s.client, EtcdClient::Create(EtcdOptionsFor(s.conf.store)));
   std::string pool = s.conf.pool.empty() ? args.network_name : s.conf.pool;
   s.args.network_name = pool;
   s.store = std::make_unique<EtcdStore>(s.client.get(), s.conf.store.prefix, node,

@@ -4,7 +4,8 @@
 // Every call opens the store named by the IPAM config ("dataDir", default
 // /var/lib/cni/networks, host-local's layout) and takes the network's lock for the duration of
 // the call (bounded wait; timeout -> code 11). The functions are thread-safe and process-safe.
-// Errors are CniError statuses: 7 bad config, 100 pool exhausted, 103 requested address taken,
+// Errors are CniError statuses: 7 bad config (incl. a network or pool name that is not
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,199}), 100 pool exhausted, 103 requested address taken,
 // 105 corrupted record, 11 lock timeout, 5 I/O.
 //
 // IPAM config (the "ipam" object), two forms that are never mixed (code 7):
@@ -14,8 +15,9 @@
 //                    "routes", "dataDir"}  or  {"type", "pools": [{subnet, ips, ...}, ...],
 //                    "routes", "dataDir"} for dual stack.
 //  store (both forms): "store": {"type": "local" (default) | "etcd", "endpoints": [...],
-//        "prefix" (default /rdmashare/ipam), "dialTimeoutMs" (2000), "requestTimeoutMs" (5000)}
-//        (see etcd_store.h for the key layout); "pool": pool id in a shared store (default: the
+//        "prefix" (default /rdmashare/ipam), "dialTimeoutMs" (2000), "requestTimeoutMs" (5000),
+//        "tls": {"ca", "cert", "key"} (PEM files; https:// endpoints need "ca"; see
+//        etcd_client.h)} (see etcd_store.h for the key layout); "pool": pool id in a shared store (default: the
 //        network name, so networks naming one pool share its addresses); "nodeName", else the
 //        first line of "nodeNameFile" (default /etc/rdmashare/nodename), else the host name.
 //        With etcd, a DEL that cannot reach etcd is journaled under <dataDir>/<pool>/etcd-journal

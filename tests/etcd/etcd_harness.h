@@ -16,16 +16,50 @@ namespace rdmashare::testing {
 
 inline constexpr char kEtcdBinary[] = "/usr/bin/etcd";
 
+// A throwaway PKI made with the openssl CLI in a TempDir: a CA, a server certificate for
+// 127.0.0.1 / localhost / etcd.rdmashare.test (serverAuth + clientAuth: etcd's gateway presents
+// it to its own gRPC server), a client certificate, and an unrelated second CA.
+class TestPki {
+ public:
+  TestPki();
+  // True when every file was generated.
+  bool ok() const { return ok_; }
+  std::string ca() const { return dir_.Sub("ca.crt"); }
+  std::string server_cert() const { return dir_.Sub("server.crt"); }
+  std::string server_key() const { return dir_.Sub("server.key"); }
+  std::string client_cert() const { return dir_.Sub("client.crt"); }
+  std::string client_key() const { return dir_.Sub("client.key"); }
+  std::string other_ca() const { return dir_.Sub("other-ca.crt"); }
+  // Output of the failing openssl command when !ok().
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Run(const std::vector<std::string>& args);
+  TempDir dir_;
+  bool ok_ = false;
+  std::string error_;
+};
+
+// TLS of every member's client port (empty cert = plain http). `ca` verifies client
+// certificates (client_cert_auth only).
+struct EtcdTlsConfig {
+  std::string cert, key, ca;
+  bool client_cert_auth = false;
+  // Client credentials the harness uses to probe a member (client_cert_auth only).
+  std::string probe_cert, probe_key;
+};
+
 class EtcdCluster {
  public:
   // Starts `members` members forming one cluster and waits until it serves requests.
-  explicit EtcdCluster(int members = 1);
+  explicit EtcdCluster(int members = 1, EtcdTlsConfig tls = {});
   ~EtcdCluster();
 
   // True when every member came up.
   bool ok() const { return ok_; }
-  // "127.0.0.1:<client port>" of each member.
+  // "127.0.0.1:<client port>" of each member ("https://127.0.0.1:<port>" with TLS).
   std::vector<std::string> Endpoints() const;
+  int client_port(int i) const { return members_[i].client_port; }
   int size() const { return static_cast<int>(members_.size()); }
   // SIGKILLs member `i` (no-op when it is not running).
   void Kill(int i);
@@ -47,6 +81,7 @@ class EtcdCluster {
   bool Start(int i, bool new_cluster);
 
   TempDir dir_;
+  EtcdTlsConfig tls_;
   std::vector<Member> members_;
   bool ok_ = false;
 };

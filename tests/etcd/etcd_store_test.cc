@@ -265,9 +265,9 @@ TEST_P(BadEndpointTest, IsRejectedWithCode7) {
 
 INSTANTIATE_TEST_SUITE_P(
     Endpoints, BadEndpointTest,
-    ::testing::Values(BadEndpoint{"Https", "https://127.0.0.1:2379", "https is not supported"},
+    ::testing::Values(BadEndpoint{"HttpsWithoutCa", "https://127.0.0.1:2379", "set store.tls.ca"},
                       BadEndpoint{"NoPort", "127.0.0.1", "has no port"},
-                      BadEndpoint{"HostName", "etcd.example:2379", "must be a numeric"},
+                      BadEndpoint{"BadHostName", "etcd_0.example:2379", "nor a valid host name"},
                       BadEndpoint{"PortZero", "127.0.0.1:0", "not in 1..65535"},
                       BadEndpoint{"PortTooBig", "127.0.0.1:99999", "not in 1..65535"},
                       BadEndpoint{"PortNotNumber", "127.0.0.1:x", "not in 1..65535"},
