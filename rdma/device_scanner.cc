@@ -88,6 +88,14 @@ absl::StatusOr<std::vector<std::string>> ListDirOrEmpty(const std::string& path)
   return names;
 }
 
+// The kernel gives uverbs/umad/issm the fixed major 231 or a dynamic one (234-254, 384-511)
+// and rdma_cm the misc major 10. Any other number (e.g. 1:1, /dev/mem) is refused, so a
+// tampered sysfs or /dev can never make Allocate hand out a foreign device.
+bool PlausibleMajor(const std::string& name, uint32_t major) {
+  if (name == "rdma_cm") return major == 10;
+  return major == 231 || (major >= 234 && major <= 254) || (major >= 384 && major <= 511);
+}
+
 class ScanPass {
  public:
   explicit ScanPass(const HostPaths& paths) : paths_(paths) {}
@@ -176,7 +184,8 @@ class ScanPass {
     cd.name = name;
     cd.dev_path = JoinPath(paths_.dev_root, "infiniband/" + name);
     struct stat st;
-    bool node_exists = ::stat(cd.dev_path.c_str(), &st) == 0;
+    // lstat: a symlink in <dev_root>/infiniband could lead a container to any device.
+    bool node_exists = ::lstat(cd.dev_path.c_str(), &st) == 0;
     std::string dev_attr = JoinPath(sysfs_dir, "dev");
     auto text = ReadAttr(dev_attr);
     if (text.ok()) {
@@ -198,8 +207,13 @@ class ScanPass {
     } else {
       return text.status();
     }
-    if (!node_exists) {
+    if (!PlausibleMajor(name, cd.major)) {
+      Warn(fmt::format("{}node={}: device number {}:{} is not an RDMA device's; not used", owner,
+                       name, cd.major, cd.minor));
+    } else if (!node_exists) {
       Warn(fmt::format("{}node={}: {} does not exist", owner, name, cd.dev_path));
+    } else if (S_ISLNK(st.st_mode)) {
+      Warn(fmt::format("{}node={}: {} is a symlink; not used", owner, name, cd.dev_path));
     } else if (!S_ISCHR(st.st_mode)) {
       Warn(fmt::format("{}node={}: {} is not a character device", owner, name, cd.dev_path));
     } else if (major(st.st_rdev) != cd.major || minor(st.st_rdev) != cd.minor) {

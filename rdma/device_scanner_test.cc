@@ -509,7 +509,17 @@ INSTANTIATE_TEST_SUITE_P(
                                   " is not a character device"},
                       DevNodeCase{"Missing",
                                   [](const std::string& p) { ASSERT_EQ(::unlink(p.c_str()), 0); },
-                                  " does not exist"}),
+                                  " does not exist"},
+                      // A symlink to a node with the right number elsewhere (here: the real
+                      // node moved out of infiniband/) must not be followed.
+                      DevNodeCase{"SymlinkOutside",
+                                  [](const std::string& p) {
+                                    std::string outside =
+                                        p.substr(0, p.rfind('/')) + "/../uverbs1.moved";
+                                    ASSERT_EQ(::rename(p.c_str(), outside.c_str()), 0);
+                                    ASSERT_EQ(::symlink(outside.c_str(), p.c_str()), 0);
+                                  },
+                                  " is a symlink; not used"}),
     [](const ::testing::TestParamInfo<DevNodeCase>& info) { return info.param.name; });
 
 TEST(DeviceScannerTest, UnboundDriverReportsEmptyDriver) {
@@ -645,6 +655,24 @@ TEST(HealthProblemTest, InfiniBandPortIgnoresItsIpoibNetdev) {
   EXPECT_EQ(d.HealthProblem(), "");
   d.ports[0].link_layer = LinkLayer::kEthernet;
   EXPECT_THAT(d.HealthProblem(), HasSubstr("netdev ib0 operstate=down"));
+}
+
+// A tampered tree claiming uverbs1 is 1:1 (/dev/mem), with a matching node: never usable.
+TEST(DeviceScannerTest, ForeignDeviceNumberIsNeverUsable) {
+  TempDir tmp;
+  ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(TwoRoce(), tmp.path()));
+  std::string attr = node.sys_root() + "/class/infiniband_verbs/uverbs1/dev";
+  WriteTestFile(attr, "1:1\n");
+  std::string path = node.dev_root() + "/infiniband/uverbs1";
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::mknod(path.c_str(), S_IFCHR | 0600, makedev(1, 1)), 0);
+  SysfsDeviceScanner scanner(node.paths());
+  ASSERT_OK_AND_ASSIGN(NodeInventory inv, scanner.Scan());
+  ASSERT_EQ(inv.devices.size(), 2u);
+  EXPECT_FALSE(inv.devices[1].usable());
+  EXPECT_THAT(scanner.Warnings(),
+              ElementsAre("ibdev=mlx5_1 node=uverbs1: device number 1:1 is not an RDMA device's; "
+                          "not used"));
 }
 
 }  // namespace

@@ -453,6 +453,26 @@ absl::Status FakeNode::SetNetdevState(const std::string& ifname, const std::stri
   return WriteAttrFile(JoinPath(*dir, "carrier"), std::to_string(carrier));
 }
 
+absl::Status FakeNode::PointNetdevAt(const std::string& ifname, const std::string& target_dir) {
+  if (!ValidName(ifname)) {
+    return absl::InvalidArgumentError(fmt::format("fakenode: bad netdev name '{}'", ifname));
+  }
+  struct stat st;
+  if (target_dir.empty() || target_dir[0] != '/' || ::stat(target_dir.c_str(), &st) != 0 ||
+      !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        fmt::format("fakenode: netdev target '{}' is not an absolute directory", target_dir));
+  }
+  std::string link = JoinPath(sys_root_, "class/net/" + ifname);
+  struct stat lst;
+  if (::lstat(link.c_str(), &lst) != 0) return ErrnoError("lstat", link);
+  std::string tmp = link + ".tmp";
+  ::unlink(tmp.c_str());
+  if (::symlink(target_dir.c_str(), tmp.c_str()) != 0) return ErrnoError("symlink", tmp);
+  if (::rename(tmp.c_str(), link.c_str()) != 0) return ErrnoError("rename", link);
+  return absl::OkStatus();
+}
+
 absl::Status FakeNode::RemoveDevNode(const std::string& name) {
   if (!ValidName(name)) {
     return absl::InvalidArgumentError(fmt::format("fakenode: bad node name '{}'", name));

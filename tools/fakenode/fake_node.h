@@ -162,6 +162,11 @@ class FakeNode {
                             const std::string& phys_state);
   // Rewrites a netdev's operstate and carrier.
   absl::Status SetNetdevState(const std::string& ifname, const std::string& operstate, int carrier);
+  // Points class/net/<ifname> at `target_dir` (absolute), e.g. a real veth's
+  // /sys/devices/virtual/net/<veth>, so operstate/carrier read through the class link follow a
+  // real interface (and `ip link set` raises real rtnetlink events). The netdev must exist in the
+  // tree; InvalidArgument when target_dir is not an absolute directory.
+  absl::Status PointNetdevAt(const std::string& ifname, const std::string& target_dir);
   // Removes <dev_root>/infiniband/<name>.
   absl::Status RemoveDevNode(const std::string& name);
   // Unbinds the driver of a PCI function: removes <function>/driver and

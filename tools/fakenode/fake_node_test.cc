@@ -448,4 +448,19 @@ TEST(FakeNodeBinaryTest, WritesPresetAndPrintsRoots) {
 }
 
 }  // namespace
+TEST(FakeNodeTest, PointNetdevAtFollowsARealDirectory) {
+  TempDir tmp;
+  ASSERT_OK_AND_ASSIGN(FakeNode node, FakeNode::Build(Walkthrough8Rail(), tmp.path()));
+  std::string real = tmp.Sub("realnet");
+  ASSERT_OK(MakeDirs(real));
+  ASSERT_OK(WriteFileAtomic(real + "/operstate", "down\n", 0644));
+  ASSERT_OK(node.PointNetdevAt("enp11s0f0np0", real));
+  ASSERT_OK_AND_ASSIGN(std::string state,
+                       ReadAttr(node.sys_root() + "/class/net/enp11s0f0np0/operstate"));
+  EXPECT_EQ(state, "down");
+  EXPECT_THAT(node.PointNetdevAt("enp11s0f0np0", "relative/dir"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an absolute directory")));
+  EXPECT_THAT(node.PointNetdevAt("nosuch0", real), StatusIs(absl::StatusCode::kNotFound));
+}
+
 }  // namespace rdmashare::fakenode

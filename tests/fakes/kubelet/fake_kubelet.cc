@@ -126,6 +126,13 @@ bool IsExtendedResourceName(const std::string& name) {
   return IsDns1123Subdomain(quota.substr(0, slash)) && IsQualifiedNamePart(quota.substr(slash + 1));
 }
 
+std::string ListUpdate::Summary() const {
+  if (healthy == 0 && unhealthy == 0) return "0 devices";
+  if (unhealthy == 0) return fmt::format("{} healthy", healthy);
+  if (healthy == 0) return fmt::format("{} unhealthy", unhealthy);
+  return fmt::format("{} healthy {} unhealthy", healthy, unhealthy);
+}
+
 int ResourceState::allocatable() const { return CountHealthy(devices); }
 int ResourceState::capacity() const { return static_cast<int>(devices.size()); }
 
@@ -414,6 +421,13 @@ void FakeKubelet::RunStream(std::shared_ptr<Endpoint> ep) {
       absl::MutexLock lock(&mu_);
       auto it = resources_.find(ep->resource);
       if (it == resources_.end() || it->second.endpoint != ep) continue;
+      ListUpdate u;
+      u.received = std::chrono::steady_clock::now();
+      for (const auto& d : devices) (d.health() == "Healthy" ? u.healthy : u.unhealthy)++;
+      if (!devices.empty()) {
+        for (const auto& n : devices[0].topology().nodes()) u.numa.push_back(n.id());
+      }
+      it->second.state.history.push_back(std::move(u));
       it->second.state.devices = std::move(devices);
       ++it->second.state.list_updates;
     }

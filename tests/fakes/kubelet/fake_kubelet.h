@@ -82,6 +82,20 @@ struct FakeKubeletOptions {
   std::chrono::milliseconds rpc_timeout = std::chrono::seconds(10);
 };
 
+// One ListAndWatch response as kubelet received it (for exact-sequence assertions and latency
+// measurements).
+struct ListUpdate {
+  std::chrono::steady_clock::time_point received;
+  // Devices by health.
+  int healthy = 0;
+  int unhealthy = 0;
+  // NUMA node ids of the first device's topology (empty when none).
+  std::vector<int64_t> numa;
+
+  // "100 healthy" / "100 unhealthy" / "0 devices" / "3 healthy 2 unhealthy".
+  std::string Summary() const;
+};
+
 // What kubelet knows about one extended resource. Plain value.
 struct ResourceState {
   // Absolute path of the socket of the plugin currently serving the resource ("" after a kubelet
@@ -93,6 +107,8 @@ struct ResourceState {
   std::vector<v1beta1::Device> devices;
   // ListAndWatch responses received for this resource, over all its endpoints.
   int list_updates = 0;
+  // Every one of those responses, in order.
+  std::vector<ListUpdate> history;
   // True while the current endpoint's ListAndWatch stream is open.
   bool stream_connected = false;
 
