@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstdint>
 #include <cstdlib>
 
 #include "cni/protocol/error.h"
@@ -51,11 +52,19 @@ absl::Status GetString(const json& obj, const char* key, bool required, std::str
   return absl::OkStatus();
 }
 
-absl::Status GetInt(const json& obj, const char* key, int* out) {
+// Non-negative integers only (MTUs, table ids, priorities, scopes): a negative value or one
+// beyond `max` would otherwise be truncated into some other value or silently dropped when the
+// result is encoded again.
+absl::Status GetInt(const json& obj, const char* key, int* out, int64_t max = INT32_MAX) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_number_integer()) return Bad(fmt::format("\"{}\" must be an integer", key));
-  *out = it->get<int>();
+  bool in_range = it->is_number_unsigned() ? it->get<uint64_t>() <= static_cast<uint64_t>(max)
+                                           : it->get<int64_t>() >= 0 && it->get<int64_t>() <= max;
+  if (!in_range) {
+    return Bad(fmt::format("\"{}\" must be an integer from 0 to {}, got {}", key, max, it->dump()));
+  }
+  *out = static_cast<int>(it->get<int64_t>());
   return absl::OkStatus();
 }
 
@@ -194,12 +203,15 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
       auto idx = item.find("interface");
       if (idx != item.end() && !idx->is_null()) {
         if (!idx->is_number_integer()) return Bad("ips[].interface must be an integer");
-        int v = idx->get<int>();
-        if (v < 0 || static_cast<size_t>(v) >= result.interfaces.size()) {
-          return Bad(fmt::format("ips[].interface {} is out of range ({} interfaces)", v,
+        // Read as 64 bits: a huge index must not wrap into a valid one.
+        int64_t v = idx->is_number_unsigned() && idx->get<uint64_t>() > INT64_MAX
+                        ? -1
+                        : idx->get<int64_t>();
+        if (v < 0 || static_cast<uint64_t>(v) >= result.interfaces.size()) {
+          return Bad(fmt::format("ips[].interface {} is out of range ({} interfaces)", idx->dump(),
                                  result.interfaces.size()));
         }
-        ip.interface = v;
+        ip.interface = static_cast<int>(v);
       }
       result.ips.push_back(std::move(ip));
     }
@@ -219,7 +231,7 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
       RETURN_IF_ERROR(GetInt(item, "advmss", &r.advmss));
       RETURN_IF_ERROR(GetInt(item, "priority", &r.priority));
       RETURN_IF_ERROR(GetInt(item, "table", &r.table));
-      RETURN_IF_ERROR(GetInt(item, "scope", &r.scope));
+      RETURN_IF_ERROR(GetInt(item, "scope", &r.scope, 255));
       result.routes.push_back(std::move(r));
     }
   }

@@ -151,6 +151,16 @@ TEST(ParseResultTest, MalformedIsCode7) {
       {R"({"routes":[{"dst":"default"}]})", "is not a CIDR"},
       {R"({"routes":[{"dst":"0.0.0.0/0","table":"main"}]})", "\"table\" must be an integer"},
       {R"({"dns":{"nameservers":"10.0.0.1"}})", "must be an array of strings"},
+      // Found by fuzz/cni_result: out-of-range integers used to wrap or vanish on re-encoding.
+      {R"({"routes":[{"dst":"0.0.0.0/0","mtu":-1500}]})", "\"mtu\" must be an integer from 0"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","table":4294967396}]})", "\"table\" must be an integer"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","scope":256}]})",
+       "\"scope\" must be an integer from 0 to 255"},
+      {R"({"interfaces":[{"name":"a","mtu":-1}]})", "\"mtu\" must be an integer from 0"},
+      {R"({"interfaces":[{"name":"a"}],"ips":[{"address":"10.0.0.1/24","interface":4294967296}]})",
+       "interface 4294967296 is out of range"},
+      {R"({"interfaces":[{"name":"a"}],"ips":[{"address":"10.0.0.1/24","interface":-1}]})",
+       "out of range"},
   };
   for (const Case& c : cases) {
     auto r = ParseResult(json::parse(c.json));
