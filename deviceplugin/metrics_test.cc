@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -265,6 +266,52 @@ TEST(ParseHttpRequestHeadTest, RejectsMalformedHeadsNamingTheProblem) {
                          HasSubstr(std::string("bad request: ") + c.message)))
         << c.head;
   }
+}
+
+// Deterministic mutations (byte flips, insertions, deletions, truncations) of valid heads: the
+// parser never crashes (the sanitizer build checks memory safety) and only ever answers OK or
+// InvalidArgument; whatever it accepts is well formed.
+TEST(ParseHttpRequestHeadTest, MutatedHeadsAreAcceptedWellFormedOrRejected) {
+  const std::vector<std::string> seeds = {
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nAccept: text/plain\r\n\r\n",
+      "HEAD /readyz?x=1 HTTP/1.0\n\n",
+      "GET /healthz HTTP/1.1\r\nUser-Agent: kube-probe/1.27\r\nConnection: close\r\n\r\n",
+  };
+  std::mt19937 rng(20261129);
+  int accepted = 0, rejected = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = seeds[rng() % seeds.size()];
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      size_t pos = rng() % s.size();
+      switch (rng() % 4) {
+        case 0:
+          s[pos] = static_cast<char>(rng() % 256);
+          break;
+        case 1:
+          s.insert(pos, 1, static_cast<char>(rng() % 256));
+          break;
+        case 2:
+          s.erase(pos, 1);
+          break;
+        default:
+          s.resize(pos);
+      }
+    }
+    absl::StatusOr<HttpRequestHead> r = ParseHttpRequestHead(s);
+    if (r.ok()) {
+      ++accepted;
+      ASSERT_FALSE(r->method.empty()) << s;
+      ASSERT_EQ(r->path.front(), '/') << s;
+      ASSERT_THAT(r->version, ::testing::AnyOf("HTTP/1.0", "HTTP/1.1")) << s;
+    } else {
+      ++rejected;
+      ASSERT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument)) << s;
+    }
+  }
+  // Both outcomes occur, so the mutations exercise both paths.
+  EXPECT_GT(accepted, 1000);
+  EXPECT_GT(rejected, 1000);
 }
 
 // ---------------------------------------------------------------------------------------------
