@@ -26,7 +26,7 @@ cmake_args=()
 for arg in "$@"; do
   case "$arg" in
     --asan) build_dir=build-asan; cmake_args+=(-DRDMASHARE_SANITIZE=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
-    --release) build_dir=build-release; cmake_args+=(-DCMAKE_BUILD_TYPE=Release) ;;
+    --release) build_dir=build-release; cmake_args+=(-DCMAKE_BUILD_TYPE=Release -DRDMASHARE_FAILPOINTS=OFF) ;;
     --deps-only) mode=deps ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
