@@ -6,11 +6,13 @@
 // label values escaped (\\, \", \n). The registry owns its families; the Counter*/Gauge*
 // handles it returns stay valid for the registry's lifetime. Everything is thread-safe.
 //
-// HttpServer serves GET /metrics (the registry), /healthz (liveness callback) and /readyz
-// (readiness callback) from one thread that multiplexes all clients with poll(): a slow or silent
+// HttpServer serves GET (and HEAD) /metrics (the registry), /healthz (liveness callback) and
+// /readyz (readiness callback); 404 for other paths, 405 for other methods, 400 for a malformed
+// request, 431 for a request head over the size limit, 408 to a client that is too slow, 503 to
+// connections over the limit. One thread multiplexes all clients with poll(): a slow or silent
 // client is cut off at its deadline and never delays another. One request per connection
-// ("Connection: close"). Start/Stop from the owning thread; the callbacks run on the server
-// thread.
+// ("Connection: close"). Start/Stop from the owning thread; the callbacks and the registry's
+// collect hooks run on the server thread.
 #pragma once
 
 #include <atomic>
