@@ -273,6 +273,18 @@ TEST_F(CdiPodmanTest, CliIsMountedReadOnly) {
   EXPECT_THAT(r.err, HasSubstr("Read-only file system"));
 }
 
+TEST_F(CdiPodmanTest, EnvOfTheSpecIsSetInTheContainer) {
+  ASSERT_TRUE(Publish());
+  CdiContainerEdits edits = CdiEditsForSnapshot(*snapshot_, std::nullopt);
+  edits.env = {"RDMASHARE_TEST_IBDEVS=mlx5_0,mlx5_1", "RDMASHARE_TEST_NETDEVS=enp11s0f0np0"};
+  ASSERT_OK_AND_ASSIGN(bool wrote, writer_->Write(kind_, edits));
+  ASSERT_TRUE(wrote);
+  RunResult r = RunContainerWithDevice("/bin/busybox env | /bin/busybox grep ^RDMASHARE_");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(Lines(r.out), ::testing::UnorderedElementsAre("RDMASHARE_TEST_IBDEVS=mlx5_0,mlx5_1",
+                                                            "RDMASHARE_TEST_NETDEVS=enp11s0f0np0"));
+}
+
 TEST_F(CdiPodmanTest, NextContainerSeesTheRewrittenSpecAfterAnHcaIsRemoved) {
   ASSERT_TRUE(Publish());
   EXPECT_FALSE(Publish()) << "an unchanged pool must not rewrite its spec";
