@@ -164,7 +164,9 @@ absl::StatusOr<int> ReleaseNode(EtcdClient* client, const std::string& prefix,
   int released = 0;
   for (const KeyValue& kv : kvs) {
     // Unreadable records belong to no node: reported by `rdmashare pool`, never released here.
-    if (!RecordProblem(kv.value).empty()) continue;
+    if (!RecordProblem(kv.value).empty() || !IpAddr::Parse(kv.key.substr(ips.size())).ok()) {
+      continue;
+    }
     json j = json::parse(kv.value, nullptr, false);
     if (Str(j, "node") != node) continue;
     ASSIGN_OR_RETURN(bool deleted, client->DeleteIfUnchanged(kv.key, kv.mod_revision));

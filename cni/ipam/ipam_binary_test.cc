@@ -289,10 +289,34 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"cniVersion":"1.0.0","name":"x","type":"x","ipam":{"subnet":"172.16.11.0/16"}})", 7,
             "host bits"},
         BadCase{"CheckWithoutPrevResult", CmdEnv("CHECK", "a"), kGood, 7, "prevResult"},
+        BadCase{
+            "PoolPathTraversal", CmdEnv("ADD", "a"),
+            R"({"cniVersion":"1.0.0","name":"x","type":"x","ipam":{"subnet":"10.0.0.0/24","pool":"../../etc"}})",
+            7, "\"pool\" '../../etc' is invalid"},
+        BadCase{
+            "PoolWithSlash", CmdEnv("ADD", "a"),
+            R"({"cniVersion":"1.0.0","name":"x","type":"x","ipam":{"subnet":"10.0.0.0/24","pool":"a/b"}})",
+            7, "\"pool\" 'a/b' is invalid"},
+        BadCase{"NetworkNameTooLong", CmdEnv("ADD", "a"),
+                R"({"cniVersion":"1.0.0","name":")" + std::string(201, 'n') +
+                    R"(","type":"x","ipam":{"subnet":"10.0.0.0/24"}})",
+                7, "is 201 characters long; at most 200"},
         BadCase{"GcWithoutAttachments", Env{{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/x"}},
                 R"({"cniVersion":"1.1.0","name":"x","type":"x","ipam":{"subnet":"10.0.0.0/24"}})",
                 7, "valid-attachments"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
+
+TEST(IpamBinaryTest, DataDirIsCreatedPrivate) {
+  TempDir dir;
+  std::string data_dir = dir.Sub("var/lib/cni/networks");
+  PluginRun add = RunPlugin(CmdEnv("ADD", "ctr1"), Conf("1.0.0", data_dir));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  for (const std::string& path : {data_dir, data_dir + "/rail1"}) {
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, 0700u) << path;
+  }
+}
 
 TEST(IpamBinaryTest, SixtyFourProcessesGetDistinctAddresses) {
   TempDir dir;

@@ -1,5 +1,6 @@
 // The real rdmashare-ipam binary with its etcd store, against real etcd servers on loopback:
 // simulated nodes are processes with distinct nodeName (and data dirs), as on a cluster.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -287,6 +288,69 @@ TEST_F(EtcdIpamTest, DelWithEtcdDownIsJournaledAndFlushedByNextInvocation) {
   entries = ListDir(journal);
   ASSERT_TRUE(entries.ok());
   EXPECT_THAT(*entries, SizeIs(0));
+}
+
+TEST_F(EtcdIpamTest, JournalDirectoryIsPrivate) {
+  Node a = MakeNode("a");
+  std::string conf = Conf(a, "10.20.0.1-10.20.0.9");
+  ASSERT_FALSE(Ip(Exec("ADD", conf, "c1")).empty());
+  etcd_.Kill(0);
+  ASSERT_EQ(Exec("DEL", conf, "c1").exit_code, 0);
+  for (const std::string& path :
+       {a.data_dir, JoinPath(a.data_dir, "net1"), JoinPath(a.data_dir, "net1/etcd-journal")}) {
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, 0700u) << path;
+  }
+}
+
+TEST_F(EtcdIpamTest, CorruptRecordsAreSkippedReportedAndNeverTouched) {
+  Node a = MakeNode("a");
+  std::string conf = Conf(a, "10.20.0.1-10.20.0.9");
+  EtcdOptions o;
+  o.endpoints = etcd_.Endpoints();
+  ASSERT_OK_AND_ASSIGN(auto client, EtcdClient::Create(o));
+  std::map<std::string, std::string> corrupt = {
+      {"10.20.0.1", "not json"},
+      {"10.20.0.2", "[1,2]"},
+      {"10.20.0.3", R"({"containerID":5,"node":"a","network":"net1"})"},
+      {"10.20.0.4", R"({"containerID":"c9","node":"a","network":"net1","quarantineUntil":"x"})"},
+      {"10.20.0.5", std::string("\xff\xfe\x00binary", 9)},
+      {"garbage-key", R"({"containerID":"c8","node":"a","network":"net1"})"}};
+  for (const auto& [ip, value] : corrupt) {
+    ASSERT_TRUE(client->Put(fmt::format("{}/pools/net1/ips/{}", kPrefix, ip), value).ok());
+  }
+  PluginRun add = Exec("ADD", conf, "c1");
+  ASSERT_EQ(add.exit_code, 0) << add.doc.dump();
+  EXPECT_EQ(Ip(add), "10.20.0.6");
+  EXPECT_EQ(Exec("DEL", conf, "c1").exit_code, 0);
+  PluginRun gc = Exec("GC", Conf(a, "10.20.0.1-10.20.0.9", "net1", "",
+                                 R"(,"cni.dev/valid-attachments":[])", "1.1.0"));
+  EXPECT_EQ(gc.exit_code, 0) << gc.doc.dump();
+
+  // The pool report names every unreadable record and why.
+  IpamArgs args;
+  args.network_name = "net1";
+  args.ipam_conf = json::parse(conf)["ipam"];
+  ASSERT_OK_AND_ASSIGN(std::vector<PoolUsage> report, IpamPoolReport(args));
+  ASSERT_THAT(report, SizeIs(1));
+  std::map<std::string, std::string> errors;
+  for (const Reservation& r : report[0].holders) errors[r.ip] = r.error;
+  EXPECT_THAT(errors["10.20.0.1"], HasSubstr("not JSON"));
+  EXPECT_THAT(errors["10.20.0.2"], HasSubstr("not a JSON object"));
+  EXPECT_THAT(errors["10.20.0.3"], HasSubstr("\"containerID\" is not a string"));
+  EXPECT_THAT(errors["10.20.0.4"], HasSubstr("\"quarantineUntil\" is not an integer"));
+  EXPECT_THAT(errors["10.20.0.5"], HasSubstr("not JSON"));
+  EXPECT_EQ(errors.size(), 5u);  // the garbage key is outside the range set
+
+  // ReleaseNode skips them too; every corrupt value is still there, byte for byte.
+  ASSERT_OK_AND_ASSIGN(int released, IpamReleaseNode(args, "a"));
+  EXPECT_EQ(released, 0);
+  for (const auto& [ip, value] : corrupt) {
+    ASSERT_OK_AND_ASSIGN(auto kv, client->Get(fmt::format("{}/pools/net1/ips/{}", kPrefix, ip)));
+    ASSERT_TRUE(kv.has_value()) << ip;
+    EXPECT_EQ(kv->value, value) << ip;
+  }
 }
 
 TEST_F(EtcdIpamTest, JournaledDelDoesNotReleaseAnAddressThatChangedHands) {
