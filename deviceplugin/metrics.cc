@@ -249,6 +249,36 @@ std::string MetricsRegistry::Render() const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Heartbeat
+
+Heartbeat::Heartbeat(std::chrono::milliseconds max_age, Clock clock)
+    : max_age_(max_age), clock_(std::move(clock)) {
+  Beat();
+}
+
+std::chrono::steady_clock::time_point Heartbeat::Now() const {
+  return clock_ ? clock_() : std::chrono::steady_clock::now();
+}
+
+void Heartbeat::Beat() {
+  last_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Now().time_since_epoch()).count(),
+      std::memory_order_relaxed);
+}
+
+absl::Status Heartbeat::Check() const {
+  int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Now().time_since_epoch()).count();
+  int64_t age_ns = now_ns - last_ns_.load(std::memory_order_relaxed);
+  if (age_ns <= std::chrono::duration_cast<std::chrono::nanoseconds>(max_age_).count()) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      fmt::format("no heartbeat from the main loop for {:.1f} s (limit {:.1f} s)", age_ns / 1e9,
+                  std::chrono::duration<double>(max_age_).count()));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Address parsing
 
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& address) {

@@ -182,6 +182,30 @@ struct HttpServerOptions {
 // the 503 response body.
 using ProbeFn = std::function<absl::Status()>;
 
+// Heartbeat: the liveness signal of a loop. The loop calls Beat() on every iteration (including
+// the wake-ups of its periodic timer); Check(), handed to HttpServer as the liveness probe,
+// reports Unavailable once the last beat is older than `max_age`, i.e. the loop is stuck.
+// Starts beaten at construction. Thread-safe and lock-free.
+class Heartbeat {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  // `clock` is injectable for tests; the default is std::chrono::steady_clock::now.
+  explicit Heartbeat(std::chrono::milliseconds max_age, Clock clock = nullptr);
+
+  void Beat();
+  // OK while the last beat is at most max_age old; otherwise Unavailable naming the age and
+  // the limit ("no heartbeat from the main loop for 95.0 s (limit 90.0 s)").
+  absl::Status Check() const;
+  std::chrono::milliseconds max_age() const { return max_age_; }
+
+ private:
+  std::chrono::steady_clock::time_point Now() const;
+
+  const std::chrono::milliseconds max_age_;
+  const Clock clock_;
+  std::atomic<int64_t> last_ns_;
+};
+
 class HttpServer {
  public:
   // `registry` must outlive the server. Null probes always report OK.

@@ -182,6 +182,23 @@ TEST(MetricsRegistryTest, ConcurrentIncrementsAreAllCounted) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Heartbeat
+
+TEST(HeartbeatTest, HealthyWithinMaxAgeUnavailableAfterAndRecoversOnBeat) {
+  auto now = std::chrono::steady_clock::time_point(std::chrono::hours(1));
+  Heartbeat hb(std::chrono::seconds(90), [&now] { return now; });
+  EXPECT_OK(hb.Check());
+  now += std::chrono::seconds(90);
+  EXPECT_OK(hb.Check());
+  now += std::chrono::seconds(5);
+  EXPECT_THAT(hb.Check(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("no heartbeat from the main loop for 95.0 s (limit 90.0 s)")));
+  hb.Beat();
+  EXPECT_OK(hb.Check());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Address parsing
 
 TEST(ParseHostPortTest, AcceptsLiteralsLocalhostAndEmptyHost) {
@@ -592,6 +609,21 @@ TEST_F(HttpServerTest, StopClosesOpenConnections) {
   server_->Stop();
   // The server's end is closed: the client reads EOF (no 408, no hang).
   EXPECT_EQ(Exchange(idle.get(), ""), "");
+}
+
+TEST(HeartbeatTest, DrivesHealthzOverHttp) {
+  auto now = std::chrono::steady_clock::time_point(std::chrono::hours(1));
+  std::atomic<int64_t> offset_s{0};
+  Heartbeat hb(std::chrono::seconds(10), [&] { return now + std::chrono::seconds(offset_s); });
+  MetricsRegistry r;
+  HttpServer server(
+      HttpServerOptions{}, &r, [&hb] { return hb.Check(); }, nullptr);
+  ASSERT_OK(server.Start());
+  EXPECT_THAT(Get(server.port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  offset_s = 11;
+  std::string stuck = Get(server.port(), "/healthz");
+  EXPECT_THAT(stuck, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_THAT(Body(stuck), HasSubstr("no heartbeat from the main loop for 11.0 s"));
 }
 
 }  // namespace
