@@ -25,9 +25,12 @@ constexpr char kKubeletSocketName[] = "kubelet.sock";
 constexpr char kConfigMapDataLink[] = "..data";
 constexpr char kZeroGid[] = "0000:0000:0000:0000:0000:0000:0000:0000";
 
-ino_t InodeOf(const std::string& path) {
+// Identity of a socket file: inode plus change time, since a re-created socket often gets the
+// freed inode number back. {0, 0} when absent.
+std::pair<ino_t, int64_t> IdentityOf(const std::string& path) {
   struct stat st;
-  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  if (::stat(path.c_str(), &st) != 0) return {0, 0};
+  return {st.st_ino, static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
 std::string DirOf(const std::string& path) {
@@ -479,9 +482,9 @@ bool Daemon::Reconcile() {
       if (!st.ok()) spdlog::error("re-watch failed: {}", st.message());
     }
   }
-  const ino_t kubelet_ino = InodeOf(kubelet_socket_);
-  if (kubelet_ino != 0 && kubelet_ino != last_kubelet_ino_) {
-    if (last_kubelet_ino_ != 0) {
+  const std::pair<ino_t, int64_t> kubelet_ino = IdentityOf(kubelet_socket_);
+  if (kubelet_ino.first != 0 && kubelet_ino != last_kubelet_ino_) {
+    if (last_kubelet_ino_.first != 0) {
       spdlog::info("kubelet restarted (new {})", kubelet_socket_);
       if (metrics_.kubelet_restarts) metrics_.kubelet_restarts->Increment();
     }
@@ -496,7 +499,7 @@ bool Daemon::Reconcile() {
                      e.server->rejected() ? "was rejected by kubelet" : "was removed");
       }
       e.server->Stop();
-      e.registered_kubelet_ino = 0;
+      e.registered_kubelet_ino = {0, 0};
       e.registered.store(false);
       absl::Status st = e.server->Start();
       if (!st.ok()) {
@@ -507,7 +510,7 @@ bool Daemon::Reconcile() {
       }
     }
     if (watcher_mode_) continue;  // kubelet's plugin watcher finds the socket itself
-    if (kubelet_ino == 0) {
+    if (kubelet_ino.first == 0) {
       e.registered.store(false);
       all_done = false;  // kubelet absent: wait for kubelet.sock to appear
       continue;

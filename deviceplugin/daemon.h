@@ -21,6 +21,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -98,9 +99,9 @@ class Daemon {
   struct Entry {
     std::unique_ptr<ResourcePool> pool;
     std::unique_ptr<PluginServer> server;
-    // Inode of kubelet.sock we last registered against (device-plugins mode); 0 = not
-    // registered.
-    ino_t registered_kubelet_ino = 0;
+    // Identity (inode, ctime) of kubelet.sock we last registered against (device-plugins
+    // mode); {0, 0} = not registered.
+    std::pair<ino_t, int64_t> registered_kubelet_ino{0, 0};
     // Registered now (device-plugins mode); read by Ready() from other threads.
     std::atomic<bool> registered{false};
   };
@@ -152,7 +153,8 @@ class Daemon {
   bool watcher_mode_ = false;
   rdma::NodeInventory inventory_;
   std::set<std::string> gid_warned_;
-  ino_t last_kubelet_ino_ = 0;
+  // Identity of the kubelet.sock seen last ({0, 0}: none yet), to count kubelet restarts.
+  std::pair<ino_t, int64_t> last_kubelet_ino_{0, 0};
   std::string config_text_;
   // Entries are added/removed by the event loop under entries_mu_; the loop reads without it.
   mutable absl::Mutex entries_mu_;
