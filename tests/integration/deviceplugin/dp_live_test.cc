@@ -17,6 +17,7 @@
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
+#include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
 #include "deviceplugin/events.h"
@@ -76,6 +77,10 @@ class DpLiveTest : public ::testing::Test {
     opts.config = *config;
     opts.config_path = config_path;
     opts.metrics = &registry_;
+    if (!cdi_dir_.empty()) {
+      opts.cdi = true;
+      opts.cdi_dir = cdi_dir_;
+    }
     auto events = std::make_unique<FakeEventSource>();
     events_ = events.get();
     daemon_ = std::make_unique<Daemon>(opts, std::make_unique<rdma::SysfsDeviceScanner>(opts.paths),
@@ -120,6 +125,8 @@ class DpLiveTest : public ::testing::Test {
   std::unique_ptr<Daemon> daemon_;
   std::thread thread_;
   std::ostringstream log_;
+  // Non-empty: CDI mode with specs in this directory.
+  std::string cdi_dir_;
 };
 
 // One mutation of rail 1 (mlx5_0, 0000:0b:00.0, enp11s0f0np0) and how to undo it.
@@ -397,6 +404,31 @@ TEST_F(DpLiveTest, GidTableTooSmallForThePodsIsWarnedAbout) {
   EXPECT_THAT(logs, HasSubstr("ibdev=mlx5_0 port=1: resources x.io/big can place 100 pods "
                               "needing at least 200 GID entries, but only 14 of 16 are free"));
   EXPECT_THAT(logs, ::testing::Not(HasSubstr("ibdev=mlx5_1")));
+}
+
+// Losing umad0 changes what rail 1's containers get (its CDI spec) but not what kubelet sees:
+// the spec is rewritten, no ListAndWatch update is sent.
+TEST_F(DpLiveTest, CdiSpecIsRewrittenOnChangeWithoutAListAndWatchUpdate) {
+  cdi_dir_ = dir_.Sub("cdi");
+  StartDaemon(LiveConfig());
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  const std::string spec = cdi_dir_ + "/" + deviceplugin::CdiSpecFileName(kGpu1);
+  ASSERT_OK_AND_ASSIGN(std::string before, ReadFile(spec));
+  EXPECT_THAT(before, HasSubstr("\"/dev/infiniband/umad0\""));
+  EXPECT_THAT(before, HasSubstr("\"cdiVersion\": \"0.5.0\""));
+  ASSERT_OK(env_.node().RemoveDevNode("umad0"));
+  events_->Trigger("umad0 gone");
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = ReadFile(spec);
+    return now.ok() && now->find("umad0") == std::string::npos;
+  }));
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(spec));
+  EXPECT_THAT(after, HasSubstr("\"/dev/infiniband/uverbs0\""));
+  // Fence: a rail 2 change after it; by then rail 1 must still have its single update.
+  ASSERT_OK(env_.node().SetPortState("mlx5_1", 1, "1: DOWN", "3: Disabled"));
+  events_->Trigger("rail 2");
+  ASSERT_TRUE(WaitForUpdates(kGpu2, 2));
+  EXPECT_THAT(History(kGpu1), ElementsAre("100 healthy"));
 }
 
 }  // namespace
