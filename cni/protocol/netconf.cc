@@ -102,6 +102,11 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view stdin_data) {
   }
   auto name = RequiredString(doc, "name");
   if (!name.ok()) return name.status();
+  if (name->size() > kMaxNetworkNameLength) {
+    return CniError(kInvalidNetworkConfig,
+                    fmt::format("network config: name is {} bytes long (at most {})", name->size(),
+                                kMaxNetworkNameLength));
+  }
   if (!ValidNetworkName(*name)) {
     return CniError(kInvalidNetworkConfig,
                     fmt::format("network config: name '{}' is invalid: it must match "

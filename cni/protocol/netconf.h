@@ -22,10 +22,13 @@ inline constexpr const char* kSupportedVersions[] = {"0.3.0", "0.3.1", "0.4.0", 
 // The newest version we implement (used when the caller gives none, e.g. VERSION).
 inline constexpr char kLatestVersion[] = "1.1.0";
 
+// Longest network name accepted: it names the IPAM store's directory (NAME_MAX).
+inline constexpr size_t kMaxNetworkNameLength = 255;
+
 struct NetConf {
   std::string cni_version;
-  // Network name; validated like the spec asks ([A-Za-z0-9][A-Za-z0-9_.-]*), so it is safe as a
-  // directory name.
+  // Network name; validated like the spec asks ([A-Za-z0-9][A-Za-z0-9_.-]*, and at most
+  // kMaxNetworkNameLength bytes), so it is safe as a directory name.
   std::string name;
   std::string type;
   // The whole configuration object as received (plugin-specific fields live here).

@@ -88,6 +88,10 @@ INSTANTIATE_TEST_SUITE_P(
                     "\"name\" must be a non-empty string"},
         BadConfCase{"NameTraversal", R"({"cniVersion":"1.0.0","name":"../etc","type":"t"})", 7,
                     "name '../etc' is invalid"},
+        BadConfCase{
+            "NameTooLong",
+            R"({"cniVersion":"1.0.0","name":")" + std::string(256, 'n') + R"(","type":"t"})", 7,
+            "name is 256 bytes long (at most 255)"},
         BadConfCase{"NameWithSlash", R"({"cniVersion":"1.0.0","name":"a/b","type":"t"})", 7,
                     "is invalid"},
         BadConfCase{"MissingType", R"({"cniVersion":"1.0.0","name":"n"})", 7,

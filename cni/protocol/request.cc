@@ -43,6 +43,10 @@ std::vector<std::string> CniRequest::PathDirs() const {
 
 absl::Status ValidateContainerId(const std::string& id) {
   if (id.empty()) return CniError(kInvalidEnv, "CNI_CONTAINERID is empty");
+  if (id.size() > kMaxContainerIdLength) {
+    return CniError(kInvalidEnv, fmt::format("CNI_CONTAINERID is {} bytes long (at most {})",
+                                             id.size(), kMaxContainerIdLength));
+  }
   bool ok = IsAlnum(id[0]);
   for (char c : id) ok = ok && (IsAlnum(c) || c == '_' || c == '.' || c == '-');
   if (!ok) {

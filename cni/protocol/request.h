@@ -59,7 +59,13 @@ struct CniRequest {
 absl::StatusOr<CniRequest> ParseRequest(const std::map<std::string, std::string>& env,
                                         std::string stdin_data);
 
-// Container id rule from the spec: non-empty, [A-Za-z0-9][A-Za-z0-9_.-]*. Code 4 otherwise.
+// Longest container id accepted. The spec sets none; runtimes use 64 hex digits. Ids are stored
+// in lease records that the local store reads with a 4 KiB limit, so an unbounded id would
+// become an unreadable (never released) record.
+inline constexpr size_t kMaxContainerIdLength = 1024;
+
+// Container id rule from the spec: non-empty, [A-Za-z0-9][A-Za-z0-9_.-]*, and at most
+// kMaxContainerIdLength bytes. Code 4 otherwise.
 absl::Status ValidateContainerId(const std::string& id);
 
 // Interface name rule from the spec / Linux: 1..15 bytes, not "." or "..", no '/', ':', NUL or

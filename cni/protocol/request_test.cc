@@ -95,6 +95,11 @@ INSTANTIATE_TEST_SUITE_P(
                    "invalid characters"},
         BadEnvCase{"ContainerIdWithSpace", With(AddEnv(), "CNI_CONTAINERID", "a b"),
                    "invalid characters"},
+        BadEnvCase{"ContainerIdTooLong",
+                   With(AddEnv(), "CNI_CONTAINERID", std::string(kMaxContainerIdLength + 1, 'a')),
+                   "CNI_CONTAINERID is 1025 bytes long (at most 1024)"},
+        BadEnvCase{"ContainerIdDotDot", With(AddEnv(), "CNI_CONTAINERID", ".."),
+                   "invalid characters"},
         BadEnvCase{"MissingNetnsOnAdd", Without(AddEnv(), "CNI_NETNS"),
                    "CNI_NETNS is required for ADD"},
         BadEnvCase{"MissingNetnsOnCheck",
@@ -131,6 +136,10 @@ TEST(ValidateIfNameTest, AcceptsFifteenBytes) {
 TEST(ValidateContainerIdTest, AcceptsSpecCharacters) {
   EXPECT_THAT(ValidateContainerId("a1_b.c-d"), IsOk());
   EXPECT_THAT(ValidateContainerId("0"), IsOk());
+}
+
+TEST(ValidateContainerIdTest, AcceptsTheLongestAllowedId) {
+  EXPECT_THAT(ValidateContainerId(std::string(kMaxContainerIdLength, 'f')), IsOk());
 }
 
 TEST(ParseCniArgsTest, ParsesPairs) {
