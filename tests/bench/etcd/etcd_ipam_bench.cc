@@ -1,6 +1,7 @@
 // etcd_ipam_bench: allocations per second and p50/p99 ADD latency of rdmashare-ipam (in-process
 // IpamAdd, the code the binary runs) with 1 and 8 concurrent clients, on the etcd store (a real
-// etcd on loopback, each client a distinct node) and on the local store (baseline), same run.
+// etcd on loopback, each client a distinct node; plain and over TLS) and on the local store
+// (baseline), same run.
 //
 // Usage: etcd_ipam_bench [adds-per-client (default 200)]
 #include <algorithm>
@@ -82,18 +83,37 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "etcd did not start\n");
     return 1;
   }
+  // A second etcd serving TLS (test CA from the openssl CLI): every IpamAdd opens a new client,
+  // as every plugin invocation does, so each ADD pays one TLS handshake.
+  testing::TestPki pki;
+  if (!pki.ok()) {
+    std::fprintf(stderr, "test PKI: %s\n", pki.error().c_str());
+    return 1;
+  }
+  testing::EtcdTlsConfig tls;
+  tls.cert = pki.server_cert();
+  tls.key = pki.server_key();
+  tls.ca = pki.ca();
+  testing::EtcdCluster etcd_tls(1, tls);
+  if (!etcd_tls.ok()) {
+    std::fprintf(stderr, "etcd with TLS did not start\n");
+    return 1;
+  }
   testing::TempDir dir;
   json etcd_store = {{"type", "etcd"}, {"endpoints", etcd.Endpoints()}};
+  json etcd_tls_store = {
+      {"type", "etcd"}, {"endpoints", etcd_tls.Endpoints()}, {"tls", {{"ca", pki.ca()}}}};
   std::printf("rdmashare-ipam ADD, %d ADDs per client (in-process IpamAdd)\n", adds);
-  std::printf("%-28s %8s %12s %10s %10s %9s\n", "store", "clients", "allocs/s", "p50 ms", "p99 ms",
+  std::printf("%-30s %8s %12s %10s %10s %9s\n", "store", "clients", "allocs/s", "p50 ms", "p99 ms",
               "failures");
   int run = 0;
   for (int clients : {1, 8}) {
     for (const auto& [name, store] :
          {std::make_pair(std::string("local (fsync)"), json()),
-          std::make_pair(std::string("etcd (1 member, loopback)"), etcd_store)}) {
+          std::make_pair(std::string("etcd (1 member, loopback)"), etcd_store),
+          std::make_pair(std::string("etcd over TLS (handshake/ADD)"), etcd_tls_store)}) {
       Figures f = RunCase(store, fmt::format("bench{}", run++), dir.path(), clients, adds);
-      std::printf("%-28s %8d %12.0f %10.2f %10.2f %9d\n", name.c_str(), clients, f.per_second,
+      std::printf("%-30s %8d %12.0f %10.2f %10.2f %9d\n", name.c_str(), clients, f.per_second,
                   f.p50_ms, f.p99_ms, f.failures);
     }
   }
