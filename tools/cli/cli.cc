@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "rdma/device_scanner.h"
+#include "tools/cli/pool.h"
 
 namespace rdmashare::cli {
 namespace {
@@ -26,7 +27,8 @@ struct CommandSpec {
   std::string args;  // positional arguments for the usage line
   std::string summary;
   std::vector<FlagSpec> flags;
-  size_t positional = 0;  // exact number of positional arguments
+  size_t positional = 0;             // exact number of positional arguments
+  bool positional_optional = false;  // or none at all
 };
 
 const std::vector<FlagSpec>& RootFlags() {
@@ -79,6 +81,18 @@ const std::vector<CommandSpec>& Commands() {
        "copy this host's RDMA sysfs and /dev/infiniband numbers into DIR (a test fixture)",
        {},
        1},
+      {"pool",
+       "[list|release]",
+       "rdmashare-ipam pools: used/free and who holds what (list, the default), or release a "
+       "dead node's addresses (etcd store)",
+       {{"conf", true,
+         "network config of the pool: CNI config, conflist or NetworkAttachmentDefinition JSON"},
+        {"data-dir", true, "local store directory (default: the config's dataDir)"},
+        {"json", false, "print JSON (list)"},
+        {"node", true, "release: the node whose addresses are reclaimed"},
+        {"pool", true, "release: pool id (default: the config's pool, else the network name)"}},
+       1,
+       true},
   };
   return kCommands;
 }
@@ -160,7 +174,8 @@ absl::StatusOr<ParsedArgs> ParseArgs(const CommandSpec& cmd, const std::vector<s
     }
     out.values[name] = *value;
   }
-  if (!out.help && out.positional.size() != cmd.positional) {
+  if (!out.help && out.positional.size() != cmd.positional &&
+      !(cmd.positional_optional && out.positional.empty())) {
     return absl::InvalidArgumentError(
         cmd.positional == 0
             ? fmt::format("{}: unexpected argument \"{}\"", cmd.name, out.positional.front())
@@ -425,6 +440,48 @@ int RunCapture(const ParsedArgs& p, const Environment& env, std::ostream& out, s
   return kExitOk;
 }
 
+int RunPool(const ParsedArgs& p, std::ostream& out, std::ostream& err) {
+  std::string action = p.positional.empty() ? "list" : p.positional.front();
+  if (action != "list" && action != "release") {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError(fmt::format("unknown action \"{}\" (list or release)", action)),
+        kExitUsage);
+  }
+  if (!p.values.count("conf")) {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError("--conf FILE is required (the network's CNI config, conflist or "
+                                   "NetworkAttachmentDefinition JSON)"),
+        kExitUsage);
+  }
+  if (action == "release" && p.Get("node", "").empty()) {
+    return Fail(err, "pool", absl::InvalidArgumentError("release needs --node NAME"), kExitUsage);
+  }
+  if (action == "list" && (p.values.count("node") || p.values.count("pool"))) {
+    return Fail(err, "pool", absl::InvalidArgumentError("--node and --pool belong to pool release"),
+                kExitUsage);
+  }
+  absl::StatusOr<PoolTarget> target = LoadPoolTarget(p.values.at("conf"));
+  if (!target.ok()) return Fail(err, "pool", target.status(), kExitFailure);
+  if (action == "release") {
+    std::string node = p.Get("node", "");
+    absl::StatusOr<int> released = ReleasePoolNode(*target, node, p.Get("pool", ""));
+    if (!released.ok()) return Fail(err, "pool release", released.status(), kExitFailure);
+    out << fmt::format("released {} address(es) of node {} (network {})\n", *released, node,
+                       target->network);
+    return kExitOk;
+  }
+  absl::StatusOr<PoolListing> listing = ListPool(*target, p.Get("data-dir", ""));
+  if (!listing.ok()) return Fail(err, "pool", listing.status(), kExitFailure);
+  if (p.bools.count("json")) {
+    out << PoolListingJson(*listing).dump(2) << "\n";
+  } else {
+    PrintPoolListing(*listing, out);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 std::string Version() { return RDMASHARE_VERSION; }
@@ -461,6 +518,7 @@ int RunCli(const std::vector<std::string>& args, const Environment& env, std::os
   if (cmd->name == "devices") return RunDevices(*parsed, env, out, err);
   if (cmd->name == "rails") return RunRails(*parsed, env, out, err);
   if (cmd->name == "gid") return RunGid(*parsed, env, out, err);
+  if (cmd->name == "pool") return RunPool(*parsed, out, err);
   return RunCapture(*parsed, env, out, err);
 }
 

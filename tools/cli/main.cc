@@ -1,4 +1,4 @@
-// rdmashare: the operator CLI (doctor, devices, rails, gid, capture). Builds the real readers
+// rdmashare: the operator CLI (doctor, devices, rails, gid, capture, pool). Builds the real readers
 // and hands everything else to RunCli (tools/cli/cli.h).
 #include <exception>
 #include <iostream>

@@ -1,0 +1,183 @@
+#include "tools/cli/pool.h"
+
+#include "cni/ipam/config.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+
+namespace rdmashare::cli {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+absl::Status BadFile(const std::string& path, const std::string& problem) {
+  return absl::InvalidArgumentError(fmt::format("{}: {}", path, problem));
+}
+
+bool IsRdmashareIpam(const json& plugin) {
+  auto it = plugin.find("ipam");
+  return it != plugin.end() && it->is_object() && it->value("type", json()).is_string() &&
+         (*it)["type"].get<std::string>() == cni::ipam::kIpamType;
+}
+
+// A network config or conflist object -> target.
+absl::StatusOr<PoolTarget> FromNetworkConfig(const std::string& path, const json& conf) {
+  if (!conf.is_object()) return BadFile(path, "the network config is not a JSON object");
+  auto name = conf.find("name");
+  if (name == conf.end() || !name->is_string() || name->get<std::string>().empty()) {
+    return BadFile(path, "the network config has no \"name\"");
+  }
+  PoolTarget t;
+  t.network = name->get<std::string>();
+  if (auto plugins = conf.find("plugins"); plugins != conf.end()) {
+    if (!plugins->is_array()) return BadFile(path, "\"plugins\" is not an array");
+    for (const json& p : *plugins) {
+      if (p.is_object() && IsRdmashareIpam(p)) {
+        t.ipam = p["ipam"];
+        return t;
+      }
+    }
+    return BadFile(path, fmt::format("no plugin of network {} uses ipam type {}", t.network,
+                                     cni::ipam::kIpamType));
+  }
+  if (!IsRdmashareIpam(conf)) {
+    return BadFile(
+        path, fmt::format("network {} does not use ipam type {}", t.network, cni::ipam::kIpamType));
+  }
+  t.ipam = conf["ipam"];
+  return t;
+}
+
+std::string Pod(const cni::ipam::Reservation& r) {
+  if (r.pod_name.empty()) return "-";
+  return r.pod_namespace.empty() ? r.pod_name : r.pod_namespace + "/" + r.pod_name;
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+cni::ipam::IpamArgs ArgsFor(const PoolTarget& target) {
+  cni::ipam::IpamArgs args;
+  args.network_name = target.network;
+  args.ipam_conf = target.ipam;
+  return args;
+}
+
+}  // namespace
+
+absl::StatusOr<PoolTarget> LoadPoolTarget(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return absl::NotFoundError(std::string(text.status().message()));
+  json doc = json::parse(*text, nullptr, false);
+  if (doc.is_discarded()) {
+    return BadFile(path,
+                   "not JSON (give a CNI network config, a conflist, or a "
+                   "NetworkAttachmentDefinition from kubectl get net-attach-def NAME -o json)");
+  }
+  if (doc.is_object() && doc.value("kind", json()) == "NetworkAttachmentDefinition") {
+    const json* config = nullptr;
+    if (auto spec = doc.find("spec"); spec != doc.end() && spec->is_object()) {
+      if (auto c = spec->find("config"); c != spec->end() && c->is_string()) config = &*c;
+    }
+    if (config == nullptr) {
+      return BadFile(path, "the NetworkAttachmentDefinition has no spec.config string");
+    }
+    json conf = json::parse(config->get<std::string>(), nullptr, false);
+    if (conf.is_discarded()) {
+      return BadFile(path, "spec.config of the NetworkAttachmentDefinition is not JSON");
+    }
+    // Multus names the network after the object when the config has no name.
+    if (conf.is_object() && !conf.contains("name")) {
+      if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
+        conf["name"] = md->value("name", json(""));
+      }
+    }
+    return FromNetworkConfig(path, conf);
+  }
+  return FromNetworkConfig(path, doc);
+}
+
+absl::StatusOr<PoolListing> ListPool(const PoolTarget& target, const std::string& data_dir) {
+  PoolTarget t = target;
+  if (!data_dir.empty()) t.ipam["dataDir"] = data_dir;
+  ASSIGN_OR_RETURN(cni::ipam::IpamConfig conf, cni::ipam::ParseIpamConfig(t.ipam));
+  PoolListing out;
+  out.network = t.network;
+  out.pool = conf.pool.empty() ? t.network : conf.pool;
+  out.store = conf.store.type;
+  if (conf.store.type == "etcd") {
+    for (const std::string& e : conf.store.endpoints) {
+      out.where += (out.where.empty() ? "" : ",") + e;
+    }
+    out.where += " prefix " + conf.store.prefix;
+  } else {
+    out.where = conf.data_dir;
+  }
+  ASSIGN_OR_RETURN(out.ranges, cni::ipam::IpamPoolReport(ArgsFor(t)));
+  return out;
+}
+
+void PrintPoolListing(const PoolListing& l, std::ostream& out) {
+  out << fmt::format("network {}  pool {}  store {} ({})\n", l.network, l.pool, l.store, l.where);
+  for (const cni::ipam::PoolUsage& u : l.ranges) {
+    out << fmt::format("  range {}: {}{} addresses, {} used, {}{} free\n", u.ranges,
+                       u.total_exact ? "" : "over ", u.total, u.used(),
+                       u.total_exact ? "" : "over ", u.free());
+    if (u.holders.empty()) continue;
+    out << fmt::format("    {:<40} {:<20} {:<20} {:<8} {}\n", "ADDRESS", "NODE", "CONTAINER",
+                       "IFNAME", "POD");
+    for (const cni::ipam::Reservation& r : u.holders) {
+      if (!r.error.empty()) {
+        out << fmt::format("    {:<40} UNREADABLE: {}\n", r.ip, r.error);
+        continue;
+      }
+      std::string container = r.quarantined() ? "(quarantined)" : r.container_id;
+      if (container.size() > 20) container = container.substr(0, 17) + "...";
+      out << fmt::format("    {:<40} {:<20} {:<20} {:<8} {}\n", r.ip, OrDash(r.node), container,
+                         OrDash(r.ifname), Pod(r));
+    }
+  }
+}
+
+ordered_json PoolListingJson(const PoolListing& l) {
+  ordered_json ranges = ordered_json::array();
+  for (const cni::ipam::PoolUsage& u : l.ranges) {
+    ordered_json holders = ordered_json::array();
+    for (const cni::ipam::Reservation& r : u.holders) {
+      ordered_json h = {{"ip", r.ip},
+                        {"node", r.node},
+                        {"network", r.owner_network},
+                        {"containerID", r.container_id},
+                        {"ifname", r.ifname},
+                        {"netns", r.netns},
+                        {"podNamespace", r.pod_namespace},
+                        {"podName", r.pod_name},
+                        {"podUID", r.pod_uid}};
+      if (r.quarantined()) h["quarantineUntil"] = r.quarantine_until;
+      if (!r.error.empty()) h["error"] = r.error;
+      holders.push_back(h);
+    }
+    ranges.push_back({{"ranges", u.ranges},
+                      {"total", u.total},
+                      {"totalExact", u.total_exact},
+                      {"used", u.used()},
+                      {"free", u.free()},
+                      {"holders", holders}});
+  }
+  ordered_json doc = {{"network", l.network},
+                      {"pool", l.pool},
+                      {"store", l.store},
+                      {"where", l.where},
+                      {"ranges", ranges}};
+  return doc;
+}
+
+absl::StatusOr<int> ReleasePoolNode(const PoolTarget& target, const std::string& node,
+                                    const std::string& pool) {
+  if (node.empty()) return absl::InvalidArgumentError("pool release needs --node NAME");
+  PoolTarget t = target;
+  if (!pool.empty()) t.ipam["pool"] = pool;
+  return cni::ipam::IpamReleaseNode(ArgsFor(t), node);
+}
+
+}  // namespace rdmashare::cli
