@@ -27,6 +27,7 @@
 #include "common/files.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
+#include "common/testing/wait.h"
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -317,8 +318,17 @@ TEST_F(CniFaultsTest, AddDelCyclesUnderKillsConvergeWithoutLeaksOrDuplicates) {
       std::string ns = RailHarness::NsName(pods[p]);
       std::set<std::string> want = {"lo", "eth0"};
       for (const auto& [k, a] : live[p]) want.insert(IfName(k));
-      for (const std::string& l : Links(ns)) {
-        if (want.count(l) != 0) continue;
+      // DEL with deferLinkDelete answers first and removes the renamed link from a detached
+      // child right after: give such deletions a moment before calling anything a leak.
+      auto strays = [&] {
+        std::vector<std::string> out;
+        for (const std::string& l : Links(ns)) {
+          if (want.count(l) == 0) out.push_back(l);
+        }
+        return out;
+      };
+      ::rdmashare::testing::WaitFor([&] { return strays().empty(); }, std::chrono::seconds(5));
+      for (const std::string& l : strays()) {
         ++t.stray_links;
         ADD_FAILURE() << "stray link " << l << " in " << ns;
       }
