@@ -3,6 +3,8 @@
 #
 #   tools/setup.sh                 install + configure + build into build/ (RelWithDebInfo)
 #   tools/setup.sh --asan          ... into build-asan/ with AddressSanitizer + UBSan
+#   tools/setup.sh --tsan          ... into build-tsan/ with ThreadSanitizer, only the test
+#                                  binaries that do not link gRPC (and what they run)
 #   tools/setup.sh --deps-only     install packages only
 #
 # Must run as root for the package install (it is skipped when everything is present).
@@ -26,6 +28,7 @@ cmake_args=()
 for arg in "$@"; do
   case "$arg" in
     --asan) build_dir=build-asan; cmake_args+=(-DRDMASHARE_SANITIZE=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
+    --tsan) build_dir=build-tsan; cmake_args+=(-DRDMASHARE_TSAN=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
     --release) build_dir=build-release; cmake_args+=(-DCMAKE_BUILD_TYPE=Release -DRDMASHARE_FAILPOINTS=OFF) ;;
     --deps-only) mode=deps ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
@@ -55,4 +58,14 @@ jobs=$(nproc)
 if [[ ! -f $build_dir/build.ninja ]]; then
   cmake -S . -B "$build_dir" -G Ninja "${cmake_args[@]}" >/dev/null
 fi
-cmake --build "$build_dir" -j "$jobs"
+if [[ $build_dir == build-tsan ]]; then
+  # Test executables whose link line (and order-only dependencies, i.e. the binaries they run)
+  # name neither gRPC nor rs_api nor rdmashare-dp: Debian's gRPC is not built with TSan.
+  mapfile -t targets < <(awk 'BEGIN { RS = "" }
+    /^build [^ ]*_test: CXX_EXECUTABLE_LINKER__/ && !/grpc|librs_api|rdmashare-dp/ {
+      split($2, p, "/"); t = p[length(p)]; sub(":$", "", t); print t }' "$build_dir/build.ninja")
+  echo "setup: ThreadSanitizer build of ${#targets[@]} test binaries: ${targets[*]}"
+  cmake --build "$build_dir" -j "$jobs" --target "${targets[@]}"
+else
+  cmake --build "$build_dir" -j "$jobs"
+fi
