@@ -5,6 +5,9 @@
 // scripts run as written). YAML is turned into JSON by Debian's python3-yaml (a dependency of
 // yamllint, which tools/setup.sh installs).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +32,7 @@
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
+#include "common/unique_fd.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -350,39 +354,85 @@ TEST(DpDaemonSet, RunsOnTheHostNetworkAsNodeCriticalWithoutPrivileges) {
   EXPECT_TRUE(res["limits"].contains("memory"));
 }
 
-// Runs a probe's exec command with /var/lib/kubelet replaced by `kubelet_dir`.
-int RunProbe(const json& probe, const std::string& kubelet_dir) {
-  std::vector<std::string> argv = Strings(probe["exec"]["command"]);
-  for (std::string& a : argv) {
-    for (size_t p; (p = a.find("/var/lib/kubelet")) != std::string::npos;) {
-      a.replace(p, 16, kubelet_dir);
-    }
+// The container port a probe names (by name or number).
+int ProbePort(const json& container, const json& probe) {
+  const json& port = probe["httpGet"]["port"];
+  if (port.is_number_integer()) return port.get<int>();
+  for (const json& p : container["ports"]) {
+    if (p.value("name", "") == port.get<std::string>()) return p.value("containerPort", 0);
   }
-  return Exec(argv).exit_code;
+  return 0;
 }
 
-TEST(DpDaemonSet, ProbesPassWhileTheRealDaemonServesAndFailOnceItStops) {
+// GET http://127.0.0.1:<port><path> like kubelet's httpGet probe: the status code, or 0 when
+// nothing answers.
+int HttpStatus(int port, const std::string& path) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return 0;
+  char buf[64] = {};
+  ssize_t n = ::read(fd.get(), buf, sizeof(buf) - 1);
+  if (n < 12 || std::string(buf, 9) != "HTTP/1.1 ") return 0;
+  return std::atoi(buf + 9);
+}
+
+// A free loopback TCP port (bound, then released).
+int FreePort() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
+  socklen_t len = sizeof(a);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+TEST(DpDaemonSet, ProbesAreHttpGetsOnTheMetricsPortTheDaemonServes) {
+  json c = Container(DpDaemonSet());
+  std::string addr;
+  for (const std::string& a : Strings(c["args"])) {
+    if (a.rfind("--metrics-addr=", 0) == 0) addr = a.substr(15);
+  }
+  ASSERT_FALSE(addr.empty()) << "no --metrics-addr";
+  const int port = std::atoi(addr.substr(addr.rfind(':') + 1).c_str());
+  EXPECT_EQ(ProbePort(c, c["readinessProbe"]), port);
+  EXPECT_EQ(ProbePort(c, c["livenessProbe"]), port);
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+}
+
+TEST(DpDaemonSet, ProbesAnswerAsTheRealDaemonRegistersAndFailOnceItStops) {
   TempDir dir;
   WriteTestFile(dir.Sub("config.json"), ConfigJson());
-  // Plugin-watcher mode (kubelet's plugins_registry exists): no kubelet needed to serve.
+  // Plugin-watcher mode (kubelet's plugins_registry exists) and no kubelet: alive, not ready.
   ASSERT_OK(MakeDirs(dir.Sub("kubelet/plugins_registry")));
   json c = Container(DpDaemonSet());
+  // The DaemonSet's port may be taken on a shared machine: same flag, a free loopback port.
+  const int port = FreePort();
+  ASSERT_NE(port, 0);
   for (const char* probe : {"readinessProbe", "livenessProbe"}) {
-    EXPECT_EQ(RunProbe(c[probe], dir.Sub("kubelet")), 1) << probe << " passes with no daemon";
+    EXPECT_EQ(HttpStatus(port, c[probe]["httpGet"]["path"]), 0) << probe << " with no daemon";
   }
   Subprocess::Options o;
-  o.argv = DpArgv(dir, dir.Sub("config.json"), {});
+  o.argv = DpArgv(dir, dir.Sub("config.json"), {fmt::format("--metrics-addr=127.0.0.1:{}", port)});
   o.work_dir = dir.path();
   Subprocess dp(o);
   ASSERT_TRUE(dp.Start());
-  for (const char* probe : {"readinessProbe", "livenessProbe"}) {
-    EXPECT_TRUE(WaitFor([&] { return RunProbe(c[probe], dir.Sub("kubelet")) == 0; },
-                        std::chrono::seconds(30)))
-        << probe << "; daemon stderr: " << dp.Stderr();
-  }
+  EXPECT_TRUE(
+      WaitFor([&] { return HttpStatus(port, c["livenessProbe"]["httpGet"]["path"]) == 200; },
+              std::chrono::seconds(30)))
+      << dp.Stderr();
+  EXPECT_EQ(HttpStatus(port, c["readinessProbe"]["httpGet"]["path"]), 503)
+      << "ready although no kubelet registered it";
   dp.Signal(SIGTERM);
   ASSERT_EQ(dp.Wait(std::chrono::seconds(20)), 0) << dp.Stderr();
-  EXPECT_EQ(RunProbe(c["livenessProbe"], dir.Sub("kubelet")), 1);
+  EXPECT_EQ(HttpStatus(port, c["livenessProbe"]["httpGet"]["path"]), 0);
 }
 
 // --------------------------------------------------------------------------- CNI installer
