@@ -482,8 +482,6 @@ absl::Status ReadMore(Transport& t, std::string* buf, Clock::time_point deadline
   }
 }
 
-std::string Lower(std::string s) { return LowerAscii(std::move(s)); }
-
 struct HttpResponse {
   int status = 0;
   std::string body;
@@ -516,14 +514,14 @@ absl::StatusOr<HttpResponse> ReadResponse(Transport& fd, Clock::time_point deadl
     pos = e + 2;
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    std::string name = Lower(line.substr(0, colon));
+    std::string name = LowerAscii(line.substr(0, colon));
     std::string value = line.substr(colon + 1);
     while (!value.empty() && value[0] == ' ') value.erase(0, 1);
     if (name == "content-length") content_length = std::atoll(value.c_str());
-    if (name == "transfer-encoding" && Lower(value).find("chunked") != std::string::npos) {
+    if (name == "transfer-encoding" && LowerAscii(value).find("chunked") != std::string::npos) {
       chunked = true;
     }
-    if (name == "connection" && Lower(value) == "close") resp.keep_alive = false;
+    if (name == "connection" && LowerAscii(value) == "close") resp.keep_alive = false;
   }
   if (chunked) {
     // Decode chunks: "<hex>\r\n<data>\r\n" ... "0\r\n\r\n".
