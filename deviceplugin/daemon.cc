@@ -382,7 +382,10 @@ absl::Status Daemon::ReloadConfig() {
 
 void Daemon::RemoveEntry(Entry& e) {
   e.pool->Shutdown();
-  e.server->Stop();
+  {
+    absl::MutexLock lock(&entries_mu_);
+    e.server->Stop();
+  }
   if (cdi_) {
     absl::Status st = cdi_->Remove(e.pool->full_name());
     if (!st.ok()) spdlog::error("{}", st.message());
@@ -498,10 +501,15 @@ bool Daemon::Reconcile() {
         spdlog::info("socket of resource={} {}; re-creating it", e.pool->full_name(),
                      e.server->rejected() ? "was rejected by kubelet" : "was removed");
       }
-      e.server->Stop();
       e.registered_kubelet_ino = {0, 0};
       e.registered.store(false);
-      absl::Status st = e.server->Start();
+      absl::Status st;
+      {
+        // Ready() (HTTP thread) reads the server's registration state under this lock.
+        absl::MutexLock lock(&entries_mu_);
+        e.server->Stop();
+        st = e.server->Start();
+      }
       if (!st.ok()) {
         spdlog::error("{}", st.message());
         all_done = false;
@@ -633,6 +641,7 @@ void Daemon::Run() {
   }
   spdlog::info("stopping: removing sockets");
   for (auto& e : entries_) e->pool->Shutdown();
+  absl::MutexLock lock(&entries_mu_);
   for (auto& e : entries_) e->server->Stop();
 }
 

@@ -156,7 +156,9 @@ class Daemon {
   // Identity of the kubelet.sock seen last ({0, 0}: none yet), to count kubelet restarts.
   std::pair<ino_t, int64_t> last_kubelet_ino_{0, 0};
   std::string config_text_;
-  // Entries are added/removed by the event loop under entries_mu_; the loop reads without it.
+  // The event loop adds/removes entries and stops/starts their servers under entries_mu_, so
+  // Ready() on another thread sees whole entries and live servers; the loop itself reads
+  // without it.
   mutable absl::Mutex entries_mu_;
   std::vector<std::unique_ptr<Entry>> entries_;
   UniqueFd inotify_fd_;

@@ -56,7 +56,7 @@ int Validate(const DpFlags& flags, const PluginConfig& config) {
       continue;
     }
     std::cout << fmt::format("  {}: {} units{}\n", rc.FullName(), snap->ids.size(),
-                             snap->healthy ? "" : " (Unhealthy: no usable HCA)");
+                             snap->healthy ? "" : " (Unhealthy: " + snap->health_cause + ")");
     for (const rdma::RdmaDevice& d : snap->devices) {
       std::string netdevs;
       for (const auto& n : d.netdevs) netdevs += (netdevs.empty() ? "" : ",") + n;
