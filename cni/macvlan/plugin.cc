@@ -487,6 +487,9 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
       [](const IpAddress& a, const IpAddress& b) { return a.CidrString() < b.CidrString(); });
   const std::string dead = DeadLinkName(req.container_id, req.ifname);
   std::vector<int> to_delete_later;
+  // A leftover renamed link means an earlier DEL died after stripping its addresses (it keeps
+  // only link-local ones): its address set no longer says which rules were its own.
+  bool addrs_unknown = false;
   // A leftover of an earlier deferred DEL first, so the name is free for this one.
   for (const std::string& name : {dead, req.ifname, TempLinkName(req.container_id, req.ifname)}) {
     auto link = pod.GetLink(name);
@@ -496,6 +499,7 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
                    link->kind.empty() ? "physical" : link->kind);
       continue;
     }
+    if (name == dead) addrs_unknown = true;
     std::vector<IpAddress> own;
     if (auto a = pod.ListAddresses(link->index); a.ok()) own = *a;
     addrs.insert(own.begin(), own.end());
@@ -524,6 +528,7 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
       }
     });
   }
+  RDMASHARE_FAILPOINT("macvlan.del.after_links");
   if (!ctx.config.policy_routing) return absl::OkStatus();
   auto table = ResolveRouteTable(ctx.config, req.ifname);
   if (!table.ok()) return absl::OkStatus();
@@ -533,7 +538,7 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
     // Our rules: this interface's table, from one of its addresses (or any source when the link
     // was already gone and we cannot tell; the table is this interface's alone).
     if (r.table != *table || !r.src) continue;
-    bool mine = addrs.empty();
+    bool mine = addrs.empty() || addrs_unknown;
     for (const IpAddress& a : addrs) {
       if (r.src->family == a.family && r.src->bytes == a.bytes) mine = true;
     }
