@@ -29,6 +29,7 @@
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
 #include "fmt/format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/cni/rail_harness.h"
@@ -56,6 +57,7 @@ const std::vector<std::string> kAddFailpoints = {
     "ipam.store.reserve.after_record",
 };
 const std::vector<std::string> kDelFailpoints = {
+    "macvlan.del.after_links",
     "macvlan.del.after_pod_cleanup",
     "ipam.del.after_release",
     "ipam.store.release.after_sidecar",
@@ -421,6 +423,44 @@ TEST_F(CniFaultsTest, AddDelCyclesUnderKillsConvergeWithoutLeaksOrDuplicates) {
       t.duplicates, t.stray_links, t.stray_rules, t.stray_routes, t.tmp_files, secs);
   EXPECT_GT(t.faults, cycles / 10) << "too few faults landed for the test to mean anything";
   EXPECT_EQ(t.leaks + t.lost + t.duplicates + t.stray_links + t.stray_rules + t.stray_routes, 0);
+}
+
+// Regression (found by the cycle test, seed 20261129 at 3000 cycles): a DEL that died after
+// renaming and stripping the pod interface but before removing its policy rule left the rule
+// behind for good, because the retried DEL took the leftover's link-local address for the
+// interface's address set and kept every rule "from" anything else.
+TEST_F(CniFaultsTest, DelKilledBetweenLinkAndRuleCleanupLeavesNoRuleAfterRetry) {
+  TempDir data, work;
+  RailHarness h(1);
+  FaultRunner runner(h, work.path());
+  std::string conf = RailConf(1, data.path()).dump();
+  std::string pod = h.AddPod();
+  std::string ns = RailHarness::NsName(pod);
+  const std::string id = fmt::format("fault{}regr", getpid());
+  Outcome add = runner.Run("ADD", id, pod, 1, conf, Fault{});
+  ASSERT_EQ(add.exit_code, 0) << add.out.dump();
+  std::string cidr = add.out["ips"][0]["address"];
+  std::string rule = fmt::format("1000:\tfrom {} lookup 100", cidr.substr(0, cidr.find('/')));
+  ASSERT_THAT(Lines(RailHarness::Ip(ns, "-4 rule show")), ::testing::Contains(rule));
+
+  Outcome killed = runner.Run("DEL", id, pod, 1, conf, Fault{"macvlan.del.after_links"});
+  ASSERT_TRUE(killed.died) << killed.exit_code;
+  // The failpoint sits between the two steps: the interface is gone, its rule is not.
+  EXPECT_EQ(Links(ns).count(IfName(1)), 0u);
+  ASSERT_THAT(Lines(RailHarness::Ip(ns, "-4 rule show")), ::testing::Contains(rule));
+
+  Outcome retry = runner.Run("DEL", id, pod, 1, conf, Fault{});
+  ASSERT_EQ(retry.exit_code, 0) << retry.out.dump();
+  EXPECT_THAT(Lines(RailHarness::Ip(ns, "-4 rule show")),
+              ::testing::ElementsAre("0:\tfrom all lookup local", "32766:\tfrom all lookup main",
+                                     "32767:\tfrom all lookup default"));
+  EXPECT_TRUE(::rdmashare::testing::WaitFor(
+      [&] {
+        return Links(ns) == std::set<std::string>{"lo", "eth0"};
+      },
+      std::chrono::seconds(5)))
+      << "links left in " << ns;
+  EXPECT_EQ(RouteTable(ns, 100), "");
 }
 
 }  // namespace
