@@ -99,6 +99,7 @@ class DpLiveE2eTest : public ::testing::Test {
 // A fake rail whose netdev is a real veth: `ip link set <veth> down` reaches kubelet as an
 // Unhealthy update through rtnetlink, with the periodic rescan an hour away.
 TEST_F(DpLiveE2eTest, RealVethDownMakesTheRailUnhealthyWithoutWaitingForTheRescan) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a veth pair";
   const std::string a = fmt::format("rsdp{}a", ::getpid() % 100000);
   const std::string b = fmt::format("rsdp{}b", ::getpid() % 100000);
   (void)Ip({"link", "del", a});

@@ -338,6 +338,22 @@ TEST_F(DpLiveTest, ConfigMapSwapAppliesADiffAndKeepsUnchangedStreams) {
   EXPECT_TRUE(WaitForMetric("rdmashare_dp_config_reloads_total 1"));
 }
 
+TEST_F(DpLiveTest, ChangedResourceRestartsWithItsNewSettings) {
+  ConfigMapDir cm(dir_.Sub("cm"));
+  ASSERT_OK(MakeDirs(dir_.Sub("cm")));
+  ASSERT_OK(cm.Publish(TwoRails("other")));
+  StartDaemon(TwoRails("other"), cm.config_path());
+  ASSERT_TRUE(env_.WaitForResources({"x.io/keep", "x.io/other"}, 3));
+  std::string bigger = TwoRails("other");
+  const std::string from = "\"rdmaHcaMax\": 3";
+  bigger.replace(bigger.rfind(from), from.size(), "\"rdmaHcaMax\": 9");
+  ASSERT_OK(cm.Publish(bigger));
+  ASSERT_TRUE(env_.WaitForResources({"x.io/other"}, 9)) << FormatNodeView(env_.kubelet());
+  EXPECT_EQ(env_.kubelet().registration_count("x.io/other"), 2);
+  EXPECT_EQ(env_.kubelet().registration_count("x.io/keep"), 1);
+  EXPECT_THAT(History("x.io/keep"), ElementsAre("3 healthy"));
+}
+
 TEST_F(DpLiveTest, InvalidConfigIsRejectedAndTheRunningOneStays) {
   ConfigMapDir cm(dir_.Sub("cm"));
   ASSERT_OK(MakeDirs(dir_.Sub("cm")));
