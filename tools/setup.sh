@@ -19,7 +19,7 @@ PACKAGES=(
   libibverbs-dev rdma-core libnl-3-dev libnl-route-3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev libc-ares-dev libre2-dev
   etcd-server etcd-client podman runc busybox-static containernetworking-plugins
-  iproute2 iputils-ping procps kmod jq yamllint
+  iproute2 iputils-ping procps kmod jq yamllint openssl
 )
 
 mode=build

@@ -237,7 +237,8 @@ INSTANTIATE_TEST_SUITE_P(
     Overlays, KustomizeOverlay,
     ::testing::Values(OverlayCase{"networks", {{"NetworkAttachmentDefinition", kRails}}},
                       OverlayCase{"etcd/in-cluster", {{"Service", 2}, {"StatefulSet", 1}}},
-                      OverlayCase{"etcd/existing", {{"Secret", 1}}}),
+                      OverlayCase{"etcd/existing", {{"Secret", 1}}},
+                      OverlayCase{"etcd/node-setup", {{"DaemonSet", 1}}}),
     [](const auto& info) {
       std::string n = info.param.dir;
       std::replace_if(
