@@ -55,7 +55,10 @@ class DevicePluginService final : public v1beta1::DevicePlugin::Service {
                                  v1beta1::PreStartContainerResponse* resp) override;
 
   // Makes every open ListAndWatch return (server shutdown).
-  void Stop() { stopping_.store(true); }
+  void Stop() {
+    stopping_.store(true);
+    pool_->Kick();
+  }
 
   // Number of ListAndWatch streams currently open.
   int open_streams() const { return open_streams_.load(); }

@@ -135,12 +135,18 @@ std::shared_ptr<const PoolSnapshot> ResourcePool::Current() const {
 std::shared_ptr<const PoolSnapshot> ResourcePool::WaitForNewer(
     uint64_t seen_version, std::chrono::milliseconds timeout) const {
   absl::MutexLock lock(&mu_);
-  auto ready = [this, seen_version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return shut_down_ || current_->version > seen_version;
+  const uint64_t kicks = kicks_;
+  auto ready = [this, seen_version, kicks]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shut_down_ || kicks_ != kicks || current_->version > seen_version;
   };
   mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(timeout));
   if (shut_down_ || current_->version <= seen_version) return nullptr;
   return current_;
+}
+
+void ResourcePool::Kick() {
+  absl::MutexLock lock(&mu_);
+  ++kicks_;
 }
 
 void ResourcePool::Shutdown() {

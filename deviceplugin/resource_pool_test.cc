@@ -1,5 +1,6 @@
 #include "deviceplugin/resource_pool.h"
 
+#include <atomic>
 #include <thread>
 
 #include "common/testing/status_matchers.h"
@@ -291,6 +292,24 @@ TEST(ResourcePoolTest, EnvNamesTheUsableHcasAndTheirNetdevs) {
   EXPECT_THAT(pool.Current()->envs,
               ElementsAre(Env{"RDMASHARE_SHARED_CX5_GPU1_IBDEVS", "mlx5_0"},
                           Env{"RDMASHARE_SHARED_CX5_GPU1_NETDEVS", "enp11s0f0np0"}));
+}
+
+TEST(ResourcePoolTest, KickWakesAWaiterWithoutANewSnapshot) {
+  ResourcePool pool(Rail("r", "enp11s0f0np0"), "/dev", "/dev");
+  pool.Update(TwoRails());
+  std::shared_ptr<const PoolSnapshot> got = pool.Current();
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    got = pool.WaitForNewer(1, std::chrono::hours(1));
+    done = true;
+  });
+  while (!done) {
+    pool.Kick();
+    std::this_thread::yield();
+  }
+  waiter.join();
+  EXPECT_EQ(got, nullptr);
+  EXPECT_EQ(pool.Current()->version, 1u);
 }
 
 TEST(EnvPrefixForTest, UpperCasesAndReplacesNonAlphanumerics) {
