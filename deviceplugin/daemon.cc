@@ -572,6 +572,7 @@ void Daemon::Run() {
       interval_s > 0 ? Clock::now() + std::chrono::seconds(interval_s) : Clock::time_point::max();
 
   while (!stop_.load()) {
+    if (options_.heartbeat != nullptr) options_.heartbeat->Beat();
     Clock::time_point now = Clock::now();
     if (pending && now >= next_retry) {
       if (Reconcile()) {
@@ -593,6 +594,9 @@ void Daemon::Run() {
     }
     Clock::time_point wake_at = next_scan;
     if (pending) wake_at = std::min(wake_at, next_retry);
+    if (options_.heartbeat != nullptr) {
+      wake_at = std::min(wake_at, Clock::now() + options_.heartbeat_interval);
+    }
     long timeout_ms = -1;
     if (wake_at != Clock::time_point::max()) {
       timeout_ms = std::max<long>(

@@ -52,6 +52,10 @@ struct DaemonOptions {
   std::string cdi_dir = kCdiDefaultDir;
   // Where to export metrics; null = none. Must outlive the daemon.
   MetricsRegistry* metrics = nullptr;
+  // Beaten on every event-loop iteration (for /healthz); null = none. The loop then wakes at
+  // least every heartbeat_interval even when idle. Must outlive the daemon.
+  Heartbeat* heartbeat = nullptr;
+  std::chrono::milliseconds heartbeat_interval{10000};
   // Registration retry backoff while kubelet is absent or not answering.
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};

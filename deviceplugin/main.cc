@@ -139,6 +139,8 @@ int Main(int argc, char** argv) {
   }
 
   MetricsRegistry registry;
+  // The event loop wakes at least every 10 s; /healthz fails after 60 s without a beat.
+  Heartbeat heartbeat(std::chrono::seconds(60));
   DaemonOptions opts;
   opts.paths = flags->paths;
   opts.config = *config;
@@ -147,6 +149,7 @@ int Main(int argc, char** argv) {
   opts.cdi = flags->cdi;
   opts.cdi_dir = flags->cdi_dir;
   opts.metrics = flags->metrics_addr.empty() ? nullptr : &registry;
+  opts.heartbeat = &heartbeat;
   Daemon daemon(std::move(opts), std::make_unique<rdma::SysfsDeviceScanner>(flags->paths),
                 std::move(events));
   if (absl::Status st = daemon.Start(); !st.ok()) {
@@ -158,7 +161,8 @@ int Main(int argc, char** argv) {
     HttpServerOptions hopts;
     hopts.address = flags->metrics_addr;
     http = std::make_unique<HttpServer>(
-        hopts, &registry, [] { return absl::OkStatus(); }, [&daemon] { return daemon.Ready(); });
+        hopts, &registry, [&heartbeat] { return heartbeat.Check(); },
+        [&daemon] { return daemon.Ready(); });
     if (absl::Status st = http->Start(); !st.ok()) {
       spdlog::error("metrics endpoint: {}", st.message());
       return kExitError;

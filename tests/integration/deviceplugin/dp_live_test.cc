@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -77,6 +78,8 @@ class DpLiveTest : public ::testing::Test {
     opts.config = *config;
     opts.config_path = config_path;
     opts.metrics = &registry_;
+    opts.heartbeat = &heartbeat_;
+    opts.heartbeat_interval = std::chrono::milliseconds(20);
     if (!cdi_dir_.empty()) {
       opts.cdi = true;
       opts.cdi_dir = cdi_dir_;
@@ -121,6 +124,12 @@ class DpLiveTest : public ::testing::Test {
   TempDir dir_;
   DpTestEnv env_{dir_.path(), ""};
   MetricsRegistry registry_;
+  // Heartbeat on a clock the test moves.
+  std::atomic<int64_t> fake_now_s_{1000};
+  deviceplugin::Heartbeat heartbeat_{
+      std::chrono::seconds(60), [this] {
+        return std::chrono::steady_clock::time_point(std::chrono::seconds(fake_now_s_.load()));
+      }};
   FakeEventSource* events_ = nullptr;
   std::unique_ptr<Daemon> daemon_;
   std::thread thread_;
@@ -445,6 +454,18 @@ TEST_F(DpLiveTest, CdiSpecIsRewrittenOnChangeWithoutAListAndWatchUpdate) {
   events_->Trigger("rail 2");
   ASSERT_TRUE(WaitForUpdates(kGpu2, 2));
   EXPECT_THAT(History(kGpu1), ElementsAre("100 healthy"));
+}
+
+// The idle event loop (periodic rescan an hour away) still beats within its interval, so
+// /healthz stays OK; a clock jump past max_age fails it until the next beat.
+TEST_F(DpLiveTest, IdleEventLoopKeepsBeatingTheHeartbeat) {
+  StartDaemon(LiveConfig());
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  EXPECT_OK(heartbeat_.Check());
+  for (int i = 0; i < 3; ++i) {
+    fake_now_s_ += 3600;
+    ASSERT_TRUE(WaitFor([&] { return heartbeat_.Check().ok(); })) << heartbeat_.Check();
+  }
 }
 
 }  // namespace
