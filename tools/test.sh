@@ -24,7 +24,7 @@ bash tools/setup.sh "${setup_args[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Tests fork/exec plugins from multi-threaded processes: let the children run.
-export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1:die_after_fork=0}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1:die_after_fork=0:suppressions=$PWD/cmake/tsan.supp}
 cd "$build_dir"
 if [[ $build_dir == build-tsan ]]; then
   # Only some test binaries are built in this tree; the others show up as <target>_NOT_BUILT.
