@@ -209,12 +209,11 @@ TEST(ParseConfigTest, HealthPolicyIsReadCaseInsensitively) {
   };
   for (const Case& c : {Case{"all", HealthPolicy::kAll}, Case{"ALL", HealthPolicy::kAll},
                         Case{"any", HealthPolicy::kAny}, Case{"Any", HealthPolicy::kAny}}) {
-    ASSERT_OK_AND_ASSIGN(
-        PluginConfig got,
-        ParseConfig(OneEntry(fmt::format(R"({{"resourceName": "r", "rdmaHcaMax": 1,
+    ASSERT_OK_AND_ASSIGN(PluginConfig got,
+                         ParseConfig(OneEntry(fmt::format(R"({{"resourceName": "r", "rdmaHcaMax": 1,
                                              "healthPolicy": "{}", "devices": ["ib0"]}})",
-                                         c.text)),
-                    nullptr));
+                                                          c.text)),
+                                     nullptr));
     EXPECT_EQ(got.resources[0].health_policy, c.want) << c.text;
   }
 }

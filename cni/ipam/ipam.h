@@ -17,11 +17,12 @@
 //  store (both forms): "store": {"type": "local" (default) | "etcd", "endpoints": [...],
 //        "prefix" (default /rdmashare/ipam), "dialTimeoutMs" (2000), "requestTimeoutMs" (5000),
 //        "tls": {"ca", "cert", "key"} (PEM files; https:// endpoints need "ca"; see
-//        etcd_client.h)} (see etcd_store.h for the key layout); "pool": pool id in a shared store (default: the
-//        network name, so networks naming one pool share its addresses); "nodeName", else the
-//        first line of "nodeNameFile" (default /etc/rdmashare/nodename), else the host name.
-//        With etcd, a DEL that cannot reach etcd is journaled under <dataDir>/<pool>/etcd-journal
-//        and answered with success; every later invocation that reaches etcd flushes it.
+//        etcd_client.h)} (see etcd_store.h for the key layout); "pool": pool id in a shared store
+//        (default: the network name, so networks naming one pool share its addresses); "nodeName",
+//        else the first line of "nodeNameFile" (default /etc/rdmashare/nodename), else the host
+//        name. With etcd, a DEL that cannot reach etcd is journaled under
+//        <dataDir>/<pool>/etcd-journal and answered with success; every later invocation that
+//        reaches etcd flushes it.
 //  both: "dataDir", "lockTimeoutMs" (default 10000), "quarantineSeconds" (default 600),
 //        "fsync" (default true: each lease record is fdatasync'ed before it becomes visible;
 //        false trades crash durability for ~8 ms less per ADD on slow disks), "logFile",
