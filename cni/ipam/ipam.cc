@@ -55,8 +55,20 @@ absl::StatusOr<Session> Open(const IpamArgs& args) {
   return s;
 }
 
+// The journal file of (network, container id, ifname): a fixed-length name whatever the length
+// of the id (up to 1024 bytes), stable so a repeated DEL replaces its own entry. The entry's
+// content names all three; FNV-1a 64 keeps distinct triples apart.
 std::string JournalName(const IpamArgs& args) {
-  return fmt::format("{}.{}.{}", args.network_name, args.container_id, args.ifname);
+  uint64_t h = 1469598103934665603ULL;
+  for (const std::string* part : {&args.network_name, &args.container_id, &args.ifname}) {
+    for (unsigned char ch : *part) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;  // separator: ("ab","c") and ("a","bc") differ
+    h *= 1099511628211ULL;
+  }
+  return fmt::format("del-{:016x}.json", h);
 }
 
 // Releases journaled DELs whose etcd call failed earlier. Stops at the first unreachable etcd.
@@ -184,6 +196,20 @@ absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args) {
     for (const Reservation& r : all) {
       auto ip = IpAddr::Parse(r.ip);
       if (ip.ok() && pool.RangeOf(*ip) != nullptr) u.holders.push_back(r);
+    }
+    // The local store's List skips the per-reservation sidecars (ADD lists every record and
+    // needs only the owners); a report wants the netns and pod too.
+    if (s.conf.store.type == "local") {
+      auto* local = static_cast<LocalStore*>(s.store.get());
+      for (Reservation& r : u.holders) {
+        if (!r.error.empty() || r.quarantined()) continue;
+        auto full = local->Get(s.args.network_name, r.ip);
+        if (!full.ok()) continue;
+        r.netns = full->netns;
+        r.pod_namespace = full->pod_namespace;
+        r.pod_name = full->pod_name;
+        r.pod_uid = full->pod_uid;
+      }
     }
     out.push_back(std::move(u));
   }

@@ -290,6 +290,25 @@ TEST_F(EtcdIpamTest, DelWithEtcdDownIsJournaledAndFlushedByNextInvocation) {
   EXPECT_THAT(*entries, SizeIs(0));
 }
 
+TEST_F(EtcdIpamTest, DelOfALongContainerIdWithEtcdDownIsJournaledToo) {
+  Node a = MakeNode("a");
+  std::string conf = Conf(a, "10.20.0.1-10.20.0.9");
+  const std::string long_id(1000, 'c');  // CNI_CONTAINERID may be up to 1024 bytes
+  ASSERT_FALSE(Ip(Exec("ADD", conf, long_id)).empty());
+  etcd_.Kill(0);
+  PluginRun del = Exec("DEL", conf, long_id);
+  EXPECT_EQ(del.exit_code, 0) << del.doc.dump();
+  auto entries = ListDir(JoinPath(a.data_dir, "net1/etcd-journal"));
+  ASSERT_TRUE(entries.ok());
+  ASSERT_THAT(*entries, SizeIs(1));
+  EXPECT_LT(entries->front().size(), 64u);
+  ASSERT_TRUE(etcd_.Restart(0));
+  EXPECT_EQ(Exec("ADD", conf, "c2").exit_code, 0);
+  auto records = Records("net1");
+  ASSERT_THAT(records, SizeIs(1));
+  EXPECT_EQ(records.begin()->second["containerID"], "c2");
+}
+
 TEST_F(EtcdIpamTest, JournalDirectoryIsPrivate) {
   Node a = MakeNode("a");
   std::string conf = Conf(a, "10.20.0.1-10.20.0.9");
