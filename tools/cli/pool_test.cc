@@ -197,9 +197,8 @@ TEST_F(LocalPoolTest, ListShowsCountsAndHolders) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("network localnet  pool localnet  store local"));
   EXPECT_THAT(r.out, HasSubstr("4 addresses, 1 used, 3 free"));
-  // The local store's listing carries the owner (host-local's record); pod metadata lives in
-  // its per-lease sidecar, which List does not read.
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("10\\.40\\.0\\.1 +- +c1 +net1"));
+  // Owner from host-local's record, pod from the per-lease sidecar.
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("10\\.40\\.0\\.1 +- +c1 +net1 +ns/pod-c1"));
 }
 
 TEST_F(LocalPoolTest, JsonListsEveryHolder) {
@@ -215,7 +214,11 @@ TEST_F(LocalPoolTest, JsonListsEveryHolder) {
   EXPECT_EQ(doc["ranges"][0]["used"], 2);
   EXPECT_EQ(doc["ranges"][0]["free"], 2);
   std::set<std::string> ids;
-  for (const json& h : doc["ranges"][0]["holders"]) ids.insert(h["containerID"]);
+  for (const json& h : doc["ranges"][0]["holders"]) {
+    ids.insert(h["containerID"].get<std::string>());
+    EXPECT_EQ(h["podNamespace"], "ns");
+    EXPECT_EQ(h["podName"], "pod-" + h["containerID"].get<std::string>());
+  }
   EXPECT_EQ(ids, (std::set<std::string>{"c1", "c2"}));
 }
 
