@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -91,11 +92,31 @@ void ReadMeta(const std::string& path, Reservation* r) {
 
 std::atomic<uint64_t> g_tmp_counter{0};
 
+constexpr char kTempPrefix[] = ".tmp-";
+
+// Removes temp files (kTempPrefix) of `dir` older than kStaleTempAge: a writer finishes within
+// milliseconds, so an old one was left by a process killed between write and rename/link. Age,
+// not the pid in the name, decides: the caller may live in another pid namespace.
+void SweepStaleTemps(const std::string& dir, const std::vector<std::string>& names) {
+  const time_t now = ::time(nullptr);
+  for (const std::string& name : names) {
+    if (name.rfind(kTempPrefix, 0) != 0) continue;
+    std::string path = JoinPath(dir, name);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (now - st.st_mtime < LocalStore::kStaleTempAge.count()) continue;
+    if (::unlink(path.c_str()) == 0) {
+      spdlog::info("ipam store: removed {} (left by a writer killed mid-write)", path);
+    }
+  }
+}
+
 // Writes `content` to a fresh hidden temp file in `dir` (fdatasync'ed when `sync`) and returns
 // its path.
 absl::StatusOr<std::string> WriteTemp(const std::string& dir, const std::string& name,
                                       const std::string& content, bool sync) {
-  std::string tmp = JoinPath(dir, fmt::format(".tmp-{}-{}-{}", name, ::getpid(), ++g_tmp_counter));
+  std::string tmp =
+      JoinPath(dir, fmt::format("{}{}-{}-{}", kTempPrefix, name, ::getpid(), ++g_tmp_counter));
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) return IoError("create", tmp, errno);
   if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
@@ -265,6 +286,10 @@ absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& net
     if (names.status().code() == absl::StatusCode::kNotFound) return out;
     return CniError(kIoFailure,
                     fmt::format("ipam store: list {}: {}", dir, names.status().message()));
+  }
+  SweepStaleTemps(dir, *names);
+  if (auto meta = ListDir(JoinPath(dir, kMetaDir)); meta.ok()) {
+    SweepStaleTemps(JoinPath(dir, kMetaDir), *meta);
   }
   for (const std::string& name : *names) {
     if (name.empty() || name[0] == '.' || name == kLockFile || name.rfind(kLastPrefix, 0) == 0) {

@@ -37,6 +37,10 @@ class LocalStore : public IpamStore {
   // <data_dir>/<network>.
   std::string NetworkDir(const std::string& network) const;
 
+  // List also removes temp files (".tmp-*", here and in the sidecar dir) at least this old: a
+  // writer killed between writing and linking/renaming one leaves it behind.
+  static constexpr std::chrono::seconds kStaleTempAge{60};
+
   // One record with its sidecar metadata (List does not read sidecars: they are not needed to
   // allocate and reading them would double the ADD path's file reads). Code 3 when absent.
   absl::StatusOr<Reservation> Get(const std::string& network, const std::string& ip);

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <ctime>
+
 #include "cni/ipam/allocator.h"
 #include "cni/protocol/delegate.h"
 #include "cni/protocol/error.h"
@@ -166,6 +169,32 @@ TEST_F(LocalStoreTest, IgnoresForeignFilesInNetworkDir) {
   WriteTestFile(Net("last_reserved_ip.7"), "10.0.0.1");
   ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
   EXPECT_TRUE(all.empty());
+}
+
+// Sets the modification time of `path` to `age` ago.
+void Age(const std::string& path, std::chrono::seconds age) {
+  struct timespec times[2];
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age.count();
+  times[1] = times[0];
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+TEST_F(LocalStoreTest, ListRemovesTempFilesLeftByKilledWritersButNotFreshOnes) {
+  const auto old_age = LocalStore::kStaleTempAge + std::chrono::seconds(5);
+  WriteTestFile(Net(".tmp-172.16.11.2-4242-1"), "dead\r\nnet1");
+  WriteTestFile(Net(".meta/.tmp-172.16.11.2-4242-2"), "{}");
+  WriteTestFile(Net(".tmp-172.16.11.3-4243-1"), "writing\r\nnet1");  // a live writer's
+  Age(Net(".tmp-172.16.11.2-4242-1"), old_age);
+  Age(Net(".meta/.tmp-172.16.11.2-4242-2"), old_age);
+  WriteTestFile(Net("README"), "not ours");
+  Age(Net("README"), old_age);
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  EXPECT_TRUE(all.empty());
+  EXPECT_FALSE(PathExists(Net(".tmp-172.16.11.2-4242-1")));
+  EXPECT_FALSE(PathExists(Net(".meta/.tmp-172.16.11.2-4242-2")));
+  EXPECT_TRUE(PathExists(Net(".tmp-172.16.11.3-4243-1")));
+  EXPECT_TRUE(PathExists(Net("README")));
 }
 
 TEST_F(LocalStoreTest, ReserveNeverOverwritesExistingRecord) {
