@@ -160,8 +160,10 @@ absl::StatusOr<Master> FindMaster(Netlink& host, const MacvlanConfig& config) {
 absl::StatusOr<NetNs> OpenPodNetNs(const std::string& path) {
   auto ns = NetNs::Open(path);
   if (!ns.ok()) {
-    return CniError(kUnknownContainer, fmt::format("netns {}: cannot open", path),
-                    std::string(ns.status().message()));
+    // The message says why (missing, not a namespace file, another namespace type).
+    return CniError(kUnknownContainer, std::string(ns.status().message()),
+                    "CNI_NETNS must name a network namespace (/var/run/netns/<name>, "
+                    "/proc/<pid>/ns/net)");
   }
   return ns;
 }
