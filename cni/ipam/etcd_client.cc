@@ -949,4 +949,12 @@ absl::StatusOr<bool> EtcdClient::DeleteIfUnchanged(const std::string& key, int64
   return r.value("succeeded", false);
 }
 
+absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return CniError(kIoFailure, "etcd: range answer is not a JSON object");
+  }
+  return ParseKvs(j);
+}
+
 }  // namespace rdmashare::cni::ipam

@@ -77,6 +77,12 @@ struct KeyValue {
   }
 };
 
+// The key-values of a range answer body of the JSON gateway ({"kvs": [{"key", "value" (base64),
+// "create_revision", "mod_revision"}...]}; no "kvs" = none). Code 5 naming the problem for
+// anything else (not JSON, wrong types, bad base64). Untrusted input: the answer comes from the
+// network.
+absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body);
+
 // True when `status` means "no etcd endpoint could be reached" (worth journaling a DEL).
 bool IsEtcdUnreachable(const absl::Status& status);
 

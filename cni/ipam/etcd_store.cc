@@ -65,7 +65,8 @@ absl::StatusOr<std::unique_ptr<StoreLock>> EtcdStore::Lock(const std::string& po
   return locks_.Lock(pool, timeout);
 }
 
-Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
+Reservation DecodeEtcdRecord(const KeyValue& kv, const std::string& ip, const std::string& node,
+                             const std::string& network) {
   Reservation r;
   r.ip = ip;
   std::string problem = RecordProblem(kv.value);
@@ -88,8 +89,12 @@ Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
   r.pod_name = Str(j, "podName");
   r.pod_uid = Str(j, "podUID");
   if (auto it = j.find("quarantineUntil"); it != j.end()) r.quarantine_until = it->get<int64_t>();
-  r.foreign = r.node != node_ || r.owner_network != network_;
+  r.foreign = r.node != node || r.owner_network != network;
   return r;
+}
+
+Reservation EtcdStore::Decode(const std::string& ip, const KeyValue& kv) const {
+  return DecodeEtcdRecord(kv, ip, node_, network_);
 }
 
 absl::StatusOr<std::vector<Reservation>> EtcdStore::List(const std::string& pool) {

@@ -75,6 +75,13 @@ class EtcdStore : public IpamStore {
 // Reservation::error, and are never released, expired or garbage-collected by the allocator.
 std::string RecordProblem(const std::string& value);
 
+// The reservation that `kv` (key <prefix>/pools/<pool>/ips/<ip>, `ip` its last segment) holds,
+// as seen by `node` / `network`: Reservation::error (naming the key) for a value RecordProblem
+// refuses or a key whose last segment is no address; `foreign` when the record belongs to another
+// node or network.
+Reservation DecodeEtcdRecord(const KeyValue& kv, const std::string& ip, const std::string& node,
+                             const std::string& network);
+
 // JSON value of a reservation record (see the layout above).
 std::string EncodeEtcdRecord(const Reservation& r);
 
