@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cni/rail_harness.h"
+#include "tests/support/runc_wrapper.h"
 
 namespace rdmashare::cni::testing {
 namespace {
@@ -20,24 +21,7 @@ using ::rdmashare::testing::TempDir;
 using ::rdmashare::testing::WriteTestFile;
 using ::testing::HasSubstr;
 
-// runc without process.rlimits: this kernel refuses some of the limits podman asks for (crun
-// fails outright), so the runtime wrapper strips them from config.json and exec process files.
-constexpr char kRuncWrapper[] = R"(#!/bin/sh
-strip() { [ -f "$1" ] && jq "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"; }
-prev=""
-for a in "$@"; do
-  case "$prev" in
-    --bundle|-b) strip "$a/config.json" 'del(.process.rlimits)' ;;
-    --process|-p) strip "$a" 'del(.rlimits)' ;;
-  esac
-  case "$a" in
-    --bundle=*) strip "${a#--bundle=}/config.json" 'del(.process.rlimits)' ;;
-    --process=*) strip "${a#--process=}" 'del(.rlimits)' ;;
-  esac
-  prev="$a"
-done
-exec runc "$@"
-)";
+using ::rdmashare::testing::kRuncWrapperScript;
 
 class PodmanTest : public ::testing::Test {
  protected:
@@ -49,7 +33,7 @@ class PodmanTest : public ::testing::Test {
     h_ = std::make_unique<RailHarness>(1);
     network_ = fmt::format("rsrail{}", getpid());
     const std::string d = dir_.path();
-    WriteTestFile(d + "/runc-wrap", kRuncWrapper);
+    WriteTestFile(d + "/runc-wrap", kRuncWrapperScript);
     RailHarness::Sh(fmt::format(
         "set -e; chmod +x {0}/runc-wrap; mkdir -p {0}/plugins {0}/conf {0}/data {0}/tmp "
         "{0}/rootfs/bin; cp {1} {2}/rdmashare-ipam {0}/plugins/; cp /bin/busybox "

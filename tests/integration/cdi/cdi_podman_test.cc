@@ -29,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rdma/device_scanner.h"
+#include "tests/support/runc_wrapper.h"
 #include "tools/fakenode/fake_node.h"
 
 namespace rdmashare::deviceplugin {
@@ -43,24 +44,7 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// runc without process.rlimits: this kernel refuses some of the limits podman asks for, so the
-// runtime wrapper strips them from config.json and exec process files (as tests/cni does).
-constexpr char kRuncWrapper[] = R"(#!/bin/sh
-strip() { [ -f "$1" ] && jq "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"; }
-prev=""
-for a in "$@"; do
-  case "$prev" in
-    --bundle|-b) strip "$a/config.json" 'del(.process.rlimits)' ;;
-    --process|-p) strip "$a" 'del(.rlimits)' ;;
-  esac
-  case "$a" in
-    --bundle=*) strip "${a#--bundle=}/config.json" 'del(.process.rlimits)' ;;
-    --process=*) strip "${a#--process=}" 'del(.rlimits)' ;;
-  esac
-  prev="$a"
-done
-exec runc "$@"
-)";
+using ::rdmashare::testing::kRuncWrapperScript;
 
 // Lists every node under /dev/infiniband as "<path> <major hex>:<minor hex>", then tries to
 // open each (no driver is behind the fake numbers: ENXIO/ENODEV when the device cgroup allows
@@ -138,7 +122,7 @@ class CdiPodmanTest : public ::testing::Test {
     ASSERT_OK(MakeDirs(kCdiDefaultDir));
     ASSERT_OK(MakeDirs(writer_->dir()));
 
-    WriteTestFile(d + "/runc-wrap", kRuncWrapper);
+    WriteTestFile(d + "/runc-wrap", kRuncWrapperScript);
     ASSERT_EQ(::chmod((d + "/runc-wrap").c_str(), 0755), 0);
     WriteTestFile(d + "/containers.conf",
                   fmt::format("[engine]\ncgroup_manager = \"cgroupfs\"\n"
