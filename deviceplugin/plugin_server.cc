@@ -68,13 +68,24 @@ absl::Status PluginServer::Start() {
   }
   // main() runs with umask 077, so the socket is born 0600; enforce it for embedders too.
   if (::chmod(socket_path_.c_str(), 0600) != 0) {
-    std::string err = std::strerror(errno);
+    int err = errno;
+    if (err == ENOENT) {
+      // Removed between bind and here: kubelet wipes device-plugins/ when it starts. The server
+      // keeps running on an unlinked socket; SocketIntact() is false, so the daemon's next
+      // reconcile (the removal raised an inotify event) restarts it under a new socket.
+      spdlog::warn(
+          "resource={} socket {} was removed right after it was created; it will be "
+          "re-created",
+          pool_->full_name(), socket_path_);
+      socket_inode_ = 0;
+      return absl::OkStatus();
+    }
     server_->Shutdown();
     server_.reset();
     service_.reset();
     registration_.reset();
-    return absl::InternalError(
-        fmt::format("resource {}: chmod 0600 {}: {}", pool_->full_name(), socket_path_, err));
+    return absl::InternalError(fmt::format("resource {}: chmod 0600 {}: {}", pool_->full_name(),
+                                           socket_path_, std::strerror(err)));
   }
   struct stat st;
   socket_inode_ = ::stat(socket_path_.c_str(), &st) == 0 ? st.st_ino : 0;

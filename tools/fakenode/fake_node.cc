@@ -59,6 +59,19 @@ absl::Status WriteAttrFile(const std::string& path, const std::string& content) 
   return absl::OkStatus();
 }
 
+// Replaces an existing attribute of a live tree in one step (temp file + rename), as a sysfs
+// read never sees half an update: a scan racing a mutation reads the old or the new value.
+absl::Status ReplaceAttrFile(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".fakenode-tmp";
+  RETURN_IF_ERROR(WriteAttrFile(tmp, content));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status st = ErrnoError("rename over", path);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> SplitPath(const std::string& path) {
   std::vector<std::string> out;
   size_t pos = 0;
@@ -441,16 +454,16 @@ absl::Status FakeNode::SetPortState(const std::string& ibdev, int port, const st
   if (!PathExists(pdir)) {
     return absl::NotFoundError(fmt::format("fakenode: ibdev {} has no port {}", ibdev, port));
   }
-  RETURN_IF_ERROR(WriteAttrFile(JoinPath(pdir, "state"), state));
-  return WriteAttrFile(JoinPath(pdir, "phys_state"), phys_state);
+  RETURN_IF_ERROR(ReplaceAttrFile(JoinPath(pdir, "state"), state));
+  return ReplaceAttrFile(JoinPath(pdir, "phys_state"), phys_state);
 }
 
 absl::Status FakeNode::SetNetdevState(const std::string& ifname, const std::string& operstate,
                                       int carrier) {
   auto dir = RealPath(JoinPath(sys_root_, "class/net/" + ifname));
   if (!dir.ok()) return absl::NotFoundError(fmt::format("fakenode: no netdev {}", ifname));
-  RETURN_IF_ERROR(WriteAttrFile(JoinPath(*dir, "operstate"), operstate));
-  return WriteAttrFile(JoinPath(*dir, "carrier"), std::to_string(carrier));
+  RETURN_IF_ERROR(ReplaceAttrFile(JoinPath(*dir, "operstate"), operstate));
+  return ReplaceAttrFile(JoinPath(*dir, "carrier"), std::to_string(carrier));
 }
 
 absl::Status FakeNode::PointNetdevAt(const std::string& ifname, const std::string& target_dir) {
