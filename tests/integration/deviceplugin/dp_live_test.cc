@@ -284,7 +284,7 @@ TEST_F(DpLiveTest, ListAndWatchReaderThatNeverReadsBlocksNothing) {
   // Kubelet's own stream of rail 1 ends on the last state (DOWN after 21 flips).
   ASSERT_TRUE(env_.kubelet().WaitFor([&](const FakeKubelet& k) {
     auto st = k.Resource(kGpu1);
-    return st && st->history.back().Summary() == "5000 unhealthy";
+    return st && !st->history.empty() && st->history.back().Summary() == "5000 unhealthy";
   }));
   stuck_ctx.TryCancel();
 }
