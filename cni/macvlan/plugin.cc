@@ -470,7 +470,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
 
 // Removes this (container, ifname)'s macvlan and its policy rules from the pod netns. With
 // deferLinkDelete and a non-null `deferred`, the link is renamed to DeadLinkName and stripped of
-// its addresses instead, and its deletion is handed to `deferred` (run after the reply): the
+// its addresses instead, and its deletion is set in `deferred` (run after the reply): the
 // kernel's unregister path waits for an RCU barrier (~20 ms) that nothing pod-visible depends on.
 absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
   const CniRequest& req = *ctx.request;
@@ -488,7 +488,7 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
   std::set<IpAddress, bool (*)(const IpAddress&, const IpAddress&)> addrs(
       [](const IpAddress& a, const IpAddress& b) { return a.CidrString() < b.CidrString(); });
   const std::string dead = DeadLinkName(req.container_id, req.ifname);
-  std::vector<int> to_delete_later;
+  std::optional<int> delete_later;  // at most one: only CNI_IFNAME itself is deferred
   // A leftover renamed link means an earlier DEL died after stripping its addresses (it keeps
   // only link-local ones): its address set no longer says which rules were its own.
   bool addrs_unknown = false;
@@ -514,21 +514,19 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
           spdlog::warn("DEL: {}: {}", dead, s.ToString());
         }
       }
-      to_delete_later.push_back(link->index);
+      delete_later = link->index;
       continue;
     }
     if (auto s = pod.DeleteLink(link->index); !s.ok() && !absl::IsNotFound(s)) {
       return AnnotateCni(s, "interface " + name);
     }
   }
-  if (!to_delete_later.empty()) {
-    deferred->push_back([pod_nl, to_delete_later, netns = req.netns] {
-      for (int index : to_delete_later) {
-        if (auto s = pod_nl->DeleteLink(index); !s.ok() && !absl::IsNotFound(s)) {
-          spdlog::error("deferred delete of link #{} in netns {}: {}", index, netns, s.ToString());
-        }
+  if (delete_later) {
+    *deferred = [pod_nl, index = *delete_later, netns = req.netns] {
+      if (auto s = pod_nl->DeleteLink(index); !s.ok() && !absl::IsNotFound(s)) {
+        spdlog::error("deferred delete of link #{} in netns {}: {}", index, netns, s.ToString());
       }
-    });
+    };
   }
   RDMASHARE_FAILPOINT("macvlan.del.after_links");
   if (!ctx.config.policy_routing) return absl::OkStatus();

@@ -14,7 +14,7 @@
 #include <functional>
 #include <map>
 #include <string>
-#include <vector>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "cni/protocol/request.h"
@@ -22,8 +22,9 @@
 
 namespace rdmashare::cni::macvlan {
 
-// Work a request leaves for after its reply (see MacvlanConfig::defer_link_delete).
-using DeferredWork = std::vector<std::function<void()>>;
+// Work a request leaves for after its reply (see MacvlanConfig::defer_link_delete); empty when
+// there is none.
+using DeferredWork = std::function<void()>;
 
 class MacvlanPlugin {
  public:
@@ -36,12 +37,7 @@ class MacvlanPlugin {
 
   // What Run left to do after the reply has been written (DEL's deferred link deletion); the
   // caller runs it, e.g. in a child process once stdout is closed. Empty when nothing is left.
-  std::function<void()> TakeDeferred() {
-    if (deferred_.empty()) return nullptr;
-    return [work = std::move(deferred_)] {
-      for (const auto& fn : work) fn();
-    };
-  }
+  std::function<void()> TakeDeferred() { return std::exchange(deferred_, nullptr); }
 
  private:
   HostPaths paths_;
