@@ -28,6 +28,7 @@
 #include "cni/macvlan/config.h"
 #include "cni/protocol/netconf.h"
 #include "common/files.h"
+#include "common/testing/loopback_http.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
@@ -368,30 +369,7 @@ int ProbePort(const json& container, const json& probe) {
 // GET http://127.0.0.1:<port><path> like kubelet's httpGet probe: the status code, or 0 when
 // nothing answers.
 int HttpStatus(int port, const std::string& path) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return 0;
-  char buf[64] = {};
-  ssize_t n = ::read(fd.get(), buf, sizeof(buf) - 1);
-  if (n < 12 || std::string(buf, 9) != "HTTP/1.1 ") return 0;
-  return std::atoi(buf + 9);
-}
-
-// A free loopback TCP port (bound, then released).
-int FreePort() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
-  socklen_t len = sizeof(a);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
+  return ::rdmashare::testing::HttpStatusOf(::rdmashare::testing::LoopbackHttpGet(port, path));
 }
 
 TEST(DpDaemonSet, ProbesAreHttpGetsOnTheMetricsPortTheDaemonServes) {
@@ -415,7 +393,7 @@ TEST(DpDaemonSet, ProbesAnswerAsTheRealDaemonRegistersAndFailOnceItStops) {
   ASSERT_OK(MakeDirs(dir.Sub("kubelet/plugins_registry")));
   json c = Container(DpDaemonSet());
   // The DaemonSet's port may be taken on a shared machine: same flag, a free loopback port.
-  const int port = FreePort();
+  const int port = ::rdmashare::testing::FreeLoopbackPort();
   ASSERT_NE(port, 0);
   for (const char* probe : {"readinessProbe", "livenessProbe"}) {
     EXPECT_EQ(HttpStatus(port, c[probe]["httpGet"]["path"]), 0) << probe << " with no daemon";

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "common/testing/loopback_http.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
@@ -46,37 +47,8 @@ RunResult Ip(const std::vector<std::string>& args) {
   return RunProgram(o, std::chrono::seconds(10));
 }
 
-// A free loopback TCP port (bound then released).
-int FreePort() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
-  socklen_t len = sizeof(a);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// GET http://127.0.0.1:<port><path>; returns the whole response ("" when it cannot connect).
-std::string HttpGet(int port, const std::string& path) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return "";
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return "";
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
+using ::rdmashare::testing::FreeLoopbackPort;
+using ::rdmashare::testing::LoopbackHttpGet;
 
 class DpLiveE2eTest : public ::testing::Test {
  protected:
@@ -141,20 +113,22 @@ TEST_F(DpLiveE2eTest, RealVethDownMakesTheRailUnhealthyWithoutWaitingForTheResca
 }
 
 TEST_F(DpLiveE2eTest, MetricsHealthzAndReadyzOverHttp) {
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   ASSERT_NE(port, 0);
   ASSERT_OK(env_.WriteConfig(Config(3600)));
   ASSERT_OK(env_.StartDaemon({"--metrics-addr", fmt::format("127.0.0.1:{}", port)}));
   // No kubelet yet: alive but not ready.
-  ASSERT_TRUE(WaitFor([&] { return HttpGet(port, "/healthz").find(" 200 ") != std::string::npos; }))
-      << env_.daemon()->Stderr();
-  EXPECT_THAT(HttpGet(port, "/readyz"), StartsWith("HTTP/1.1 503"));
-  EXPECT_THAT(HttpGet(port, "/readyz"), HasSubstr("is not registered with kubelet"));
+  ASSERT_TRUE(WaitFor([&] {
+    return LoopbackHttpGet(port, "/healthz").find(" 200 ") != std::string::npos;
+  })) << env_.daemon()->Stderr();
+  EXPECT_THAT(LoopbackHttpGet(port, "/readyz"), StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(LoopbackHttpGet(port, "/readyz"), HasSubstr("is not registered with kubelet"));
   ASSERT_OK(env_.StartKubelet());
   ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
-  ASSERT_TRUE(WaitFor([&] { return HttpGet(port, "/readyz").find(" 200 ") != std::string::npos; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return LoopbackHttpGet(port, "/readyz").find(" 200 ") != std::string::npos; }));
   ASSERT_OK(env_.kubelet().Allocate(kGpu1, {{"3"}}).status());
-  std::string metrics = HttpGet(port, "/metrics");
+  std::string metrics = LoopbackHttpGet(port, "/metrics");
   EXPECT_THAT(metrics, StartsWith("HTTP/1.1 200"));
   for (int k = 1; k <= 8; ++k) {
     std::string r = fmt::format("spidernet.io/shared_cx5_gpu{}", k);
@@ -170,7 +144,7 @@ TEST_F(DpLiveE2eTest, MetricsHealthzAndReadyzOverHttp) {
   ASSERT_OK(env_.kubelet().Restart());
   ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
   ASSERT_TRUE(WaitFor([&] {
-    return HttpGet(port, "/metrics").find("rdmashare_dp_kubelet_restarts_total 1") !=
+    return LoopbackHttpGet(port, "/metrics").find("rdmashare_dp_kubelet_restarts_total 1") !=
            std::string::npos;
   }));
 }
