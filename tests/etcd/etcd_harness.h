@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/loopback_http.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
 
@@ -85,8 +86,5 @@ class EtcdCluster {
   std::vector<Member> members_;
   bool ok_ = false;
 };
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreeLoopbackPort();
 
 }  // namespace rdmashare::testing
