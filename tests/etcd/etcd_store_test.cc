@@ -64,6 +64,42 @@ class EtcdStoreTest : public ::testing::Test {
   std::unique_ptr<EtcdClient> client_;
 };
 
+// Range answers come from the network: every malformed one is code 5 naming the problem.
+TEST(ParseEtcdRangeResponseTest, MalformedAnswersAreCode5NamingTheProblem) {
+  struct Case {
+    std::string body, message;
+  };
+  const Case cases[] = {
+      {"", "etcd: range answer is not a JSON object"},
+      {"[1,2]", "etcd: range answer is not a JSON object"},
+      {R"({"kvs": {"key": "YQ=="}})", "etcd: range answer has a non-array kvs"},
+      {R"({"kvs": [7]})", "etcd: answer has a non-object kv"},
+      {R"({"kvs": [{"key": "!!!", "value": "YQ=="}]})", "etcd: answer has a malformed base64 key"},
+      {R"({"kvs": [{"key": "YQ==", "value": 5}]})", "etcd: answer has a malformed base64 value"},
+  };
+  for (const Case& c : cases) {
+    auto kvs = ParseEtcdRangeResponse(c.body);
+    ASSERT_FALSE(kvs.ok()) << c.body;
+    EXPECT_EQ(CniCode(kvs.status()), kIoFailure) << c.body;
+    EXPECT_EQ(kvs.status().message(), c.message) << c.body;
+  }
+}
+
+TEST(ParseEtcdRangeResponseTest, DecodesKeysValuesAndRevisions) {
+  auto kvs = ParseEtcdRangeResponse(
+      R"({"header": {"revision": "9"}, "kvs": [{"key": "YQ==", "value": "Yg==",)"
+      R"( "create_revision": "5", "mod_revision": "7"}]})");
+  ASSERT_TRUE(kvs.ok()) << kvs.status();
+  ASSERT_THAT(*kvs, SizeIs(1));
+  EXPECT_EQ((*kvs)[0].key, "a");
+  EXPECT_EQ((*kvs)[0].value, "b");
+  EXPECT_EQ((*kvs)[0].create_revision, 5);
+  EXPECT_EQ((*kvs)[0].mod_revision, 7);
+  auto none = ParseEtcdRangeResponse(R"({"header": {"revision": "9"}})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(EtcdStoreTest, CreateIfAbsentCreatesOnce) {
   ASSERT_OK_AND_ASSIGN(auto first, client_->CreateIfAbsent("/t/k", "a"));
   ASSERT_TRUE(first.has_value());
