@@ -94,6 +94,14 @@ absl::StatusOr<DpFlags> ParseDpFlags(const std::vector<std::string>& args) {
     if (value.empty()) {
       return absl::InvalidArgumentError(fmt::format("flag --{}: empty value", name));
     }
+    // Roots are handed to gRPC (unix socket addresses), inotify and to kubelet in DeviceSpecs:
+    // a relative one would resolve against whatever the working directory is, so refuse it.
+    if ((it->second == kSys || it->second == kDev || it->second == kHostDev ||
+         it->second == kKubelet) &&
+        value[0] != '/') {
+      return absl::InvalidArgumentError(
+          fmt::format("flag --{}: '{}' is not an absolute path", name, value));
+    }
     switch (it->second) {
       case kConfig:
         f.config_path = value;

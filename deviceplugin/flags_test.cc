@@ -76,6 +76,11 @@ TEST(DpFlagsTest, RejectsBadInputNamingTheFlag) {
            {{"stray"}, "unexpected argument 'stray'"},
            {{"--cli-host-path", "bin/rdmashare"}, "is not an absolute path"},
            {{"--cdi-dir", "cdi"}, "flag --cdi-dir: 'cdi' is not an absolute path"},
+           {{"--kubelet-dir", "kubelet"}, "flag --kubelet-dir: 'kubelet' is not an absolute path"},
+           {{"--kubelet-dir=./k"}, "flag --kubelet-dir: './k' is not an absolute path"},
+           {{"--sysfs-root", "sys"}, "flag --sysfs-root: 'sys' is not an absolute path"},
+           {{"-dev-root", "dev"}, "flag --dev-root: 'dev' is not an absolute path"},
+           {{"--host-dev-root", "d"}, "flag --host-dev-root: 'd' is not an absolute path"},
            {{"-use-cdi=yes"}, "flag --use-cdi: 'yes' is not a boolean"},
            {{"--metrics-addr", "nonsense"}, "flag --metrics-addr: "},
        }) {
