@@ -15,6 +15,7 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
+#include "rdma/gid_table.h"
 #include "spdlog/spdlog.h"
 
 namespace rdmashare::deviceplugin {
@@ -23,7 +24,8 @@ namespace {
 constexpr char kKubeletSocketName[] = "kubelet.sock";
 // ConfigMap volumes: kubelet swaps this symlink to publish a new version.
 constexpr char kConfigMapDataLink[] = "..data";
-constexpr char kZeroGid[] = "0000:0000:0000:0000:0000:0000:0000:0000";
+// How often "waiting for kubelet" is repeated while kubelet.sock stays missing.
+constexpr std::chrono::minutes kKubeletWaitLogInterval{5};
 
 // Identity of a socket file: inode plus change time, since a re-created socket often gets the
 // freed inode number back. {0, 0} when absent.
@@ -38,20 +40,6 @@ std::string DirOf(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
-}
-
-// Entries of ports/<port>/gids that hold a GID (the kernel shows unused ones as zeros).
-int UsedGids(const std::string& sys_root, const std::string& ibdev, int port) {
-  std::string dir =
-      JoinPath(sys_root, fmt::format("class/infiniband/{}/ports/{}/gids", ibdev, port));
-  auto names = ListDir(dir);
-  if (!names.ok()) return 0;
-  int used = 0;
-  for (const std::string& n : *names) {
-    auto gid = ReadAttr(JoinPath(dir, n));
-    if (gid.ok() && !gid->empty() && *gid != kZeroGid) ++used;
-  }
-  return used;
 }
 
 }  // namespace
@@ -244,6 +232,9 @@ void Daemon::PublishMetrics(const Entry& e) {
   metrics_.healthy->Set(label, snap->healthy ? 1 : 0);
   bool registered = watcher_mode_ ? e.server->watcher_registered() : e.registered.load();
   metrics_.registered->Set(label, registered ? 1 : 0);
+  // A zero sample from the start, so rate() and absent() see the series before the first
+  // registration.
+  if (metrics_.registrations) metrics_.registrations->Increment(label, 0);
 }
 
 void Daemon::CheckGidRoom() {
@@ -268,16 +259,14 @@ void Daemon::CheckGidRoom() {
   std::set<std::string> active;
   for (const auto& [key, u] : ports) {
     if (u.size == 0) continue;
-    int free_entries = u.size - UsedGids(options_.paths.sys_root, key.first, key.second);
-    // Each pod's macvlan address takes at least a RoCE v1 and a RoCE v2 entry.
-    if (u.pods * 2 <= free_entries) continue;
+    rdma::GidRoom room = rdma::ReadGidRoom(options_.paths.sys_root, key.first, key.second);
+    if (u.pods <= room.pods_fit()) continue;
     std::string names;
     for (const auto& r : u.resources) names += (names.empty() ? "" : ", ") + r;
     std::string msg = fmt::format(
-        "ibdev={} port={}: resources {} can place {} pods needing at least {} GID entries, but "
-        "only {} of {} are free; pods beyond {} will fail to get a RoCE GID",
-        key.first, key.second, names, u.pods, u.pods * 2, free_entries, u.size,
-        std::max(0, free_entries / 2));
+        "ibdev={} port={}: resources {} can place {} pods; {}; pods beyond {} will fail to get "
+        "a RoCE GID",
+        key.first, key.second, names, u.pods, rdma::DescribeGidRoom(room), room.pods_fit());
     active.insert(msg);
     if (gid_warned_.count(msg) == 0) spdlog::warn("{}", msg);
   }
@@ -492,6 +481,19 @@ bool Daemon::Reconcile() {
       if (metrics_.kubelet_restarts) metrics_.kubelet_restarts->Increment();
     }
     last_kubelet_ino_ = kubelet_ino;
+  }
+  if (!watcher_mode_ && kubelet_ino.first == 0) {
+    auto now = std::chrono::steady_clock::now();
+    if (!kubelet_wait_logged_ || now - *kubelet_wait_logged_ >= kKubeletWaitLogInterval) {
+      spdlog::warn(
+          "waiting for kubelet: no {} yet ({} resources will register when it appears; is "
+          "kubelet running and --kubelet-dir right?)",
+          kubelet_socket_, entries_.size());
+      kubelet_wait_logged_ = now;
+    }
+  } else if (kubelet_wait_logged_ && kubelet_ino.first != 0) {
+    spdlog::info("kubelet appeared: {}", kubelet_socket_);
+    kubelet_wait_logged_.reset();
   }
   std::vector<Entry*> to_register;
   for (auto& ep : entries_) {

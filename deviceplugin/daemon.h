@@ -19,6 +19,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -159,6 +160,9 @@ class Daemon {
   std::set<std::string> gid_warned_;
   // Identity of the kubelet.sock seen last ({0, 0}: none yet), to count kubelet restarts.
   std::pair<ino_t, int64_t> last_kubelet_ino_{0, 0};
+  // While kubelet.sock is missing (device-plugins mode): when we last said so (once, then at
+  // kKubeletWaitLogInterval), so an operator sees what the daemon waits for.
+  std::optional<std::chrono::steady_clock::time_point> kubelet_wait_logged_;
   std::string config_text_;
   // The event loop adds/removes entries and stops/starts their servers under entries_mu_, so
   // Ready() on another thread sees whole entries and live servers; the loop itself reads

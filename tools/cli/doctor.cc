@@ -1,4 +1,6 @@
 // `rdmashare doctor`: the walkthrough's host checks (declared in cli.h).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <sstream>
 
@@ -6,12 +8,11 @@
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "rdma/device_scanner.h"
+#include "rdma/gid_table.h"
 #include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
 namespace {
-
-constexpr char kZeroGid[] = "0000:0000:0000:0000:0000:0000:0000:0000";
 
 CheckResult Make(std::string check, std::string subject, CheckLevel level, std::string detail,
                  std::string fix = "") {
@@ -31,18 +32,31 @@ bool ModuleLoaded(const HostPaths& paths, const std::string& module) {
   return false;
 }
 
-// Number of non-zero GIDs in ports/<port>/gids of `ibdev`.
-int UsedGids(const HostPaths& paths, const std::string& ibdev, int port) {
-  std::string dir =
-      JoinPath(paths.sys_root, fmt::format("class/infiniband/{}/ports/{}/gids", ibdev, port));
-  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
-  if (!names.ok()) return 0;
-  int used = 0;
-  for (const std::string& name : *names) {
-    absl::StatusOr<std::string> gid = ReadAttr(JoinPath(dir, name));
-    if (gid.ok() && !gid->empty() && *gid != kZeroGid) ++used;
+// Kubelet is there when it serves device-plugins/kubelet.sock (Register) or has created
+// plugins_registry/ (its plugin watcher); rdmashare-dp uses the watcher when the latter exists.
+CheckResult CheckKubelet(const HostPaths& paths) {
+  std::string dp_dir = JoinPath(paths.kubelet_dir, "device-plugins");
+  std::string registry = JoinPath(paths.kubelet_dir, "plugins_registry");
+  std::string sock = JoinPath(dp_dir, "kubelet.sock");
+  struct stat st;
+  bool has_registry = ::stat(registry.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  bool has_sock = ::lstat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  bool has_dp_dir = ::stat(dp_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  const std::string fix = "run on a Kubernetes node with kubelet running, or pass --kubelet-dir";
+  if (!has_dp_dir) return Make("kubelet", "node", CheckLevel::kFail, dp_dir + " missing", fix);
+  if (has_registry) {
+    return Make("kubelet", "node", CheckLevel::kOk,
+                fmt::format("{} present: rdmashare-dp registers through kubelet's plugin watcher",
+                            registry));
   }
-  return used;
+  if (has_sock) {
+    return Make("kubelet", "node", CheckLevel::kOk,
+                fmt::format("{} present: rdmashare-dp registers there", sock));
+  }
+  return Make("kubelet", "node", CheckLevel::kFail,
+              fmt::format("no kubelet.sock socket in {} and no {}: kubelet is not running here",
+                          dp_dir, registry),
+              fix);
 }
 
 void CheckPorts(const HostPaths& paths, const rdma::RdmaDevice& dev,
@@ -81,17 +95,12 @@ void CheckPorts(const HostPaths& paths, const rdma::RdmaDevice& dev,
                                std::to_string(port.number) + "/link_layer"));
         break;
     }
-    int used = UsedGids(paths, dev.ibdev, port.number);
-    int free_entries = port.gid_table_size - used;
-    std::string detail =
-        fmt::format("{} of {} GID entries free ({} used)", free_entries, port.gid_table_size, used);
-    // Every pod address adds a RoCE v1 and a RoCE v2 entry.
-    if (free_entries < 2) {
-      out.push_back(Make("gid-room", subject, CheckLevel::kFail, detail,
+    rdma::GidRoom room = rdma::ReadGidRoom(paths.sys_root, dev.ibdev, port.number);
+    if (room.pods_fit() < 1) {
+      out.push_back(Make("gid-room", subject, CheckLevel::kFail, rdma::DescribeGidRoom(room),
                          "GID table full: remove unused addresses or pods on " + netdev));
     } else {
-      out.push_back(Make("gid-room", subject, CheckLevel::kOk,
-                         fmt::format("{} (room for {} pod addresses)", detail, free_entries / 2)));
+      out.push_back(Make("gid-room", subject, CheckLevel::kOk, rdma::DescribeGidRoom(room)));
     }
   }
 }
@@ -192,13 +201,7 @@ absl::StatusOr<std::vector<CheckResult>> RunDoctorChecks(const HostPaths& paths,
     }
   }
 
-  std::string dp_dir = JoinPath(paths.kubelet_dir, "device-plugins");
-  if (PathExists(dp_dir)) {
-    out.push_back(Make("kubelet", "node", CheckLevel::kOk, dp_dir));
-  } else {
-    out.push_back(Make("kubelet", "node", CheckLevel::kFail, dp_dir + " missing",
-                       "run on a Kubernetes node with kubelet running, or pass --kubelet-dir"));
-  }
+  out.push_back(CheckKubelet(paths));
   return out;
 }
 

@@ -59,7 +59,8 @@ TEST(DoctorTest, WalkthroughNodeChecksEveryRail) {
     EXPECT_EQ(Find(all, "port-state", port)->detail, "ACTIVE (LinkUp)");
     EXPECT_EQ(Find(all, "link-layer", port)->detail, "Ethernet (RoCE)");
     // The preset populates 2 of 16 GID entries.
-    EXPECT_THAT(Find(all, "gid-room", port)->detail, HasSubstr("14 of 16 GID entries free"));
+    EXPECT_THAT(Find(all, "gid-room", port)->detail,
+                HasSubstr("14 of 16 GID entries free (2 used): room for 3 pods (4 entries each"));
     std::string ifname = "enp" + std::to_string(11 + k) + "s0f0np0";
     ASSERT_NE(Find(all, "netdev", ifname), nullptr) << ifname;
     EXPECT_EQ(Find(all, "netdev", ifname)->detail, "up mtu 1500");
@@ -106,7 +107,8 @@ class DoctorFailTest : public ::testing::TestWithParam<FailCase> {};
 
 TEST_P(DoctorFailTest, FlagsTheProblemWithAFix) {
   const FailCase& c = GetParam();
-  TestNode node(c.spec(), c.name != "NoKubeletDir");
+  TestNode node(c.spec(),
+                c.name.rfind("NoKubelet", 0) != 0 && c.name != "KubeletSockIsARegularFile");
   if (c.mutate) c.mutate(node);
   std::vector<CheckResult> all = Checks(node.paths(), c.mode);
   const CheckResult* r = Find(all, c.check, c.subject);
@@ -148,6 +150,19 @@ INSTANTIATE_TEST_SUITE_P(
                  "node", "no RDMA devices", "modprobe mlx5_ib"},
         FailCase{"NoKubeletDir", fakenode::Walkthrough8Rail, NoOp, rdma::NetnsMode::kShared,
                  "kubelet", "node", "device-plugins missing", "--kubelet-dir"},
+        FailCase{"NoKubeletSocketNorRegistry", fakenode::Walkthrough8Rail,
+                 [](TestNode& n) {
+                   ASSERT_TRUE(MakeDirs(JoinPath(n.paths().kubelet_dir, "device-plugins")).ok());
+                 },
+                 rdma::NetnsMode::kShared, "kubelet", "node", "no kubelet.sock socket in",
+                 "kubelet running"},
+        FailCase{"KubeletSockIsARegularFile", fakenode::Walkthrough8Rail,
+                 [](TestNode& n) {
+                   rdmashare::testing::WriteTestFile(
+                       JoinPath(n.paths().kubelet_dir, "device-plugins/kubelet.sock"), "");
+                 },
+                 rdma::NetnsMode::kShared, "kubelet", "node", "kubelet is not running here",
+                 "--kubelet-dir"},
         FailCase{"GidTableFull", fakenode::NoRdmaCm,
                  [](TestNode& n) {
                    for (int i = 0; i < 16; ++i) {
@@ -158,6 +173,23 @@ INSTANTIATE_TEST_SUITE_P(
                  rdma::NetnsMode::kShared, "gid-room", "mlx5_0/1", "0 of 16 GID entries free",
                  "GID table full"}),
     [](const ::testing::TestParamInfo<FailCase>& info) { return info.param.name; });
+
+TEST(DoctorTest, KubeletIsFoundByItsSocketOrItsPluginRegistry) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  const CheckResult* r = Find(Checks(node.paths(), rdma::NetnsMode::kShared), "kubelet", "node");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->level, CheckLevel::kOk);
+  EXPECT_THAT(r->detail, HasSubstr("kubelet.sock present: rdmashare-dp registers there"));
+
+  TestNode watcher(fakenode::Walkthrough8Rail(), /*kubelet=*/false);
+  ASSERT_TRUE(MakeDirs(JoinPath(watcher.paths().kubelet_dir, "device-plugins")).ok());
+  ASSERT_TRUE(MakeDirs(JoinPath(watcher.paths().kubelet_dir, "plugins_registry")).ok());
+  std::vector<CheckResult> all = Checks(watcher.paths(), rdma::NetnsMode::kShared);
+  r = Find(all, "kubelet", "node");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->level, CheckLevel::kOk);
+  EXPECT_THAT(r->detail, HasSubstr("plugins_registry present: rdmashare-dp registers through"));
+}
 
 TEST(DoctorTest, TablePrintsFixUnderEachFailureAndASummary) {
   std::vector<CheckResult> results = {

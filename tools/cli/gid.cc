@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
+#include "rdma/gid_table.h"
 #include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
@@ -67,18 +68,21 @@ absl::StatusOr<GidEntry> FindRoceV2Gid(const HostPaths& paths, const InterfaceAd
       absl::StatusOr<std::vector<std::string>> ports = ListDir(ports_dir);
       if (!ports.ok()) continue;
       for (const std::string& port : *ports) {
-        std::string pdir = JoinPath(ports_dir, port);
-        absl::StatusOr<std::vector<std::string>> gids = ListDir(JoinPath(pdir, "gids"));
-        if (!gids.ok()) continue;
-        for (const std::string& index : *gids) {
-          absl::StatusOr<std::string> gid = ReadAttr(JoinPath(pdir, "gids/" + index));
-          if (!gid.ok() || *gid != want) continue;
-          // Unused entries make the kernel fail the read (EINVAL): no type, no match.
-          absl::StatusOr<std::string> type = ReadAttr(JoinPath(pdir, "gid_attrs/types/" + index));
-          std::string type_text = type.ok() ? *type : "unreadable";
+        if (port.empty() || port.size() > 3 ||
+            port.find_first_not_of("0123456789") != std::string::npos) {
+          continue;
+        }
+        int port_number = std::stoi(port);
+        absl::StatusOr<std::vector<rdma::GidTableEntry>> table =
+            rdma::ReadGidTable(paths.sys_root, ibdev, port_number);
+        if (!table.ok()) continue;
+        for (const rdma::GidTableEntry& g : *table) {
+          if (g.gid != want) continue;
+          // Unused entries make the kernel fail the type read (EINVAL): no type, no match.
+          std::string type_text = g.type.empty() ? "unreadable" : g.type;
           if (type_text != "RoCE v2") {
             other_types.push_back(
-                fmt::format("{}/{} index {} ({})", ibdev, port, index, type_text));
+                fmt::format("{}/{} index {} ({})", ibdev, port, g.index, type_text));
             continue;
           }
           GidEntry entry;
@@ -86,8 +90,8 @@ absl::StatusOr<GidEntry> FindRoceV2Gid(const HostPaths& paths, const InterfaceAd
           entry.ipv4 = address.ipv4;
           entry.prefix_len = address.prefix_len;
           entry.ibdev = ibdev;
-          entry.port = std::stoi(port);
-          entry.gid_index = std::stoi(index);
+          entry.port = port_number;
+          entry.gid_index = g.index;
           return entry;
         }
       }

@@ -4,6 +4,11 @@
 // Test-only; one TestNode per test, not shared across threads.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -32,10 +37,24 @@ class TestNode {
     paths_.kubelet_dir = dir_.Sub("kubelet");
     rdmashare::testing::WriteTestFile(JoinPath(paths_.proc_root, "modules"),
                                       "mlx5_ib 475136 0 - Live 0x0000000000000000\n");
-    if (kubelet) {
-      rdmashare::testing::WriteTestFile(JoinPath(paths_.kubelet_dir, "device-plugins/kubelet.sock"),
-                                        "");
-    }
+    if (kubelet) MakeKubeletSocket();
+  }
+
+  // Binds a unix socket at <kubelet>/device-plugins/kubelet.sock (left in place, as a running
+  // kubelet's is).
+  void MakeKubeletSocket() const {
+    std::string dir = JoinPath(paths_.kubelet_dir, "device-plugins");
+    ASSERT_TRUE(MakeDirs(dir).ok());
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = JoinPath(dir, "kubelet.sock");
+    ASSERT_LT(path.size(), sizeof(addr.sun_path)) << path;
+    std::copy(path.begin(), path.end(), addr.sun_path);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+    ::close(fd);
+    ASSERT_EQ(rc, 0) << path;
   }
 
   fakenode::FakeNode& node() { return *node_; }

@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "rdma/device_scanner.h"
 #include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
 #include "spdlog/spdlog.h"
 #include "tests/integration/deviceplugin/dp_test_env.h"
 
@@ -80,6 +81,8 @@ class DpLiveTest : public ::testing::Test {
     opts.metrics = &registry_;
     opts.heartbeat = &heartbeat_;
     opts.heartbeat_interval = std::chrono::milliseconds(20);
+    opts.retry_initial = retry_;
+    opts.retry_max = std::max(retry_, opts.retry_max);
     if (!cdi_dir_.empty()) {
       opts.cdi = true;
       opts.cdi_dir = cdi_dir_;
@@ -136,6 +139,8 @@ class DpLiveTest : public ::testing::Test {
   std::ostringstream log_;
   // Non-empty: CDI mode with specs in this directory.
   std::string cdi_dir_;
+  // First registration retry delay (the daemon doubles it up to its max).
+  std::chrono::milliseconds retry_{100};
 };
 
 // One mutation of rail 1 (mlx5_0, 0000:0b:00.0, enp11s0f0np0) and how to undo it.
@@ -406,6 +411,40 @@ TEST_F(DpLiveTest, MetricsDescribeResourcesHealthAndRegistrations) {
   EXPECT_THAT(text, HasSubstr("# TYPE rdmashare_dp_scan_duration_seconds gauge"));
 }
 
+TEST_F(DpLiveTest, MissingKubeletIsSaidOnceThenItsArrival) {
+  // The ring buffer sink locks on read too: the daemon thread logs while the test reads.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+  auto logs = [&] {
+    std::string all;
+    for (const std::string& line : sink->last_formatted()) all += line;
+    return all;
+  };
+  auto old = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  env_.kubelet().Stop();
+  retry_ = std::chrono::milliseconds(5);
+  StartDaemon(LiveConfig());
+  const std::string waiting = "waiting for kubelet: no " + env_.kubelet_dir() +
+                              "/device-plugins/kubelet.sock yet (8 resources will register";
+  EXPECT_TRUE(WaitFor([&] { return logs().find(waiting) != std::string::npos; }));
+  // Registration counters exist (at 0) before the first registration.
+  EXPECT_TRUE(WaitForMetric(
+      "rdmashare_dp_registrations_total{resource=\"spidernet.io/shared_cx5_gpu1\"} 0\n"));
+  // More rescans and retries while kubelet stays away: still said once.
+  for (int i = 0; i < 3; ++i) {
+    events_->Trigger("poke");
+    EXPECT_TRUE(WaitForMetric(fmt::format("rdmashare_dp_scans_total {}\n", i + 2)));
+  }
+  ASSERT_OK(env_.kubelet().Start());
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  EXPECT_TRUE(WaitFor([&] { return logs().find("kubelet appeared") != std::string::npos; }));
+  std::string text = logs();
+  spdlog::set_default_logger(old);
+  size_t first = text.find(waiting);
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(text.find(waiting, first + 1), std::string::npos) << text;
+}
+
 TEST_F(DpLiveTest, ReadyOnlyOnceEveryResourceIsRegistered) {
   env_.kubelet().Stop();
   StartDaemon(LiveConfig());
@@ -417,11 +456,12 @@ TEST_F(DpLiveTest, ReadyOnlyOnceEveryResourceIsRegistered) {
 }
 
 TEST_F(DpLiveTest, GidTableTooSmallForThePodsIsWarnedAbout) {
-  // Rail 1's port has 16 GID entries (2 used): 100 pods x 2 do not fit; rail 2 with 7 pods does.
+  // Rail 1's port has 16 GID entries (2 used): 14 free hold 3 pods of 4 entries each, so 100
+  // pods do not fit; rail 2 with 3 pods does.
   std::string config = R"({"periodicUpdateInterval": 3600, "configList": [
       {"resourcePrefix": "x.io", "resourceName": "big", "rdmaHcaMax": 100,
        "selectors": {"ifNames": ["enp11s0f0np0"]}},
-      {"resourcePrefix": "x.io", "resourceName": "small", "rdmaHcaMax": 7,
+      {"resourcePrefix": "x.io", "resourceName": "small", "rdmaHcaMax": 3,
        "selectors": {"ifNames": ["enp12s0f0np0"]}}]})";
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log_);
   auto old = spdlog::default_logger();
@@ -429,8 +469,11 @@ TEST_F(DpLiveTest, GidTableTooSmallForThePodsIsWarnedAbout) {
   StartDaemon(config);
   spdlog::set_default_logger(old);
   std::string logs = log_.str();
-  EXPECT_THAT(logs, HasSubstr("ibdev=mlx5_0 port=1: resources x.io/big can place 100 pods "
-                              "needing at least 200 GID entries, but only 14 of 16 are free"));
+  // The same sentence as `rdmashare doctor` (rdma::DescribeGidRoom).
+  EXPECT_THAT(logs, HasSubstr("ibdev=mlx5_0 port=1: resources x.io/big can place 100 pods; 14 of "
+                              "16 GID entries free (2 used): room for 3 pods (4 entries each: "
+                              "RoCE v1+v2 of the pod's IPv4 and IPv6 link-local addresses); pods "
+                              "beyond 3 will fail to get a RoCE GID"));
   EXPECT_THAT(logs, ::testing::Not(HasSubstr("ibdev=mlx5_1")));
 }
 
