@@ -66,7 +66,11 @@ const std::vector<CommandSpec>& Commands() {
         {"gateway-host", true, "host number of the gateway in each subnet (default 254)"},
         {"range", true, "host numbers handed to pods, FIRST-LAST (default 1-200)"},
         {"table-base", true, "policy routing table of rail 1; rail n gets base+n-1 (default 100)"},
-        {"namespace", true, "namespace written into the generated objects (default none)"},
+        {"namespace", true,
+         "namespace of the generated objects (default rdmashare, as manifests/; \"\" = none)"},
+        {"mount-cli", false,
+         "set \"mountCli\": true on every resource: rdmashare-dp mounts the CLI into the pods, "
+         "so `rdmashare gid` works in any image"},
         {"config-map", true, "ConfigMap name for YAML output (default rdmashare-dp-config)"},
         {"format", true, "yaml (default) or json"},
         {"output", true, "dp-config, networks or all (default all)"}}},
@@ -280,6 +284,7 @@ int RunRails(const ParsedArgs& p, const Environment& env, std::ostream& out, std
   o.prefix = p.Get("prefix", o.prefix);
   o.subnet_template = p.Get("subnet-template", o.subnet_template);
   o.namespace_name = p.Get("namespace", o.namespace_name);
+  o.mount_cli = p.bools.count("mount-cli") > 0;
   o.config_map_name = p.Get("config-map", o.config_map_name);
   std::string format = p.Get("format", "yaml");
   std::string output = p.Get("output", "all");

@@ -190,8 +190,11 @@ struct RailsOptions {
   int range_first = 1;
   int range_last = 200;
   int table_base = 100;
-  // Namespace of the generated objects; empty = none written.
-  std::string namespace_name;
+  // Namespace of the generated objects (manifests/ installs into "rdmashare", where rdmashare-dp
+  // reads its ConfigMap); empty = none written.
+  std::string namespace_name = "rdmashare";
+  // "mountCli": true on every resource, so `rdmashare gid` runs in any workload image.
+  bool mount_cli = false;
   std::string config_map_name = "rdmashare-dp-config";
 };
 

@@ -330,10 +330,12 @@ absl::StatusOr<ordered_json> RailsDpConfig(const RailPlan& plan, const RailsOpti
     ASSIGN_OR_RETURN(std::string name, ExpandTemplate(options.resource_template, rail.number));
     RETURN_IF_ERROR(CheckDistinct("resource", options.resource_template, seen, name, rail.number));
     seen[name] = rail.number;
-    list.push_back({{"resourcePrefix", options.prefix},
-                    {"resourceName", name},
-                    {"rdmaHcaMax", options.rdma_hca_max},
-                    {"selectors", {{"ifNames", {rail.netdev}}}}});
+    ordered_json entry = {{"resourcePrefix", options.prefix},
+                          {"resourceName", name},
+                          {"rdmaHcaMax", options.rdma_hca_max},
+                          {"selectors", {{"ifNames", {rail.netdev}}}}};
+    if (options.mount_cli) entry["mountCli"] = true;
+    list.push_back(std::move(entry));
   }
   return ordered_json{{"periodicUpdateInterval", options.periodic_update_interval},
                       {"configList", list}};

@@ -353,6 +353,43 @@ TEST(RailsTest, YamlOutputPassesYamllintAndHoldsConfigMapAndNetworks) {
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err << r.out;
 }
 
+TEST(RailsTest, ObjectsLandInTheManifestsNamespaceByDefault) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  auto r = RunInProcess(Concat({"rails", "--format=json"}, node.RootFlags()), {});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_EQ(j["items"].size(), 9u);
+  for (const nlohmann::json& item : j["items"]) {
+    EXPECT_EQ(item["metadata"]["namespace"], "rdmashare") << item["metadata"]["name"];
+  }
+  auto none =
+      RunInProcess(Concat({"rails", "--format=json", "--namespace="}, node.RootFlags()), {});
+  ASSERT_EQ(none.code, kExitOk) << none.err;
+  nlohmann::json k = nlohmann::json::parse(none.out, nullptr, false);
+  EXPECT_FALSE(k["items"][0]["metadata"].contains("namespace"));
+}
+
+TEST(RailsTest, MountCliSetsItOnEveryResource) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  for (bool mount : {false, true}) {
+    std::vector<std::string> args = {"rails", "--output", "dp-config", "--format", "json"};
+    if (mount) args.push_back("--mount-cli");
+    auto r = RunInProcess(Concat(args, node.RootFlags()), {});
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_EQ(j["configList"].size(), 8u);
+    for (const nlohmann::json& e : j["configList"]) {
+      EXPECT_EQ(e.contains("mountCli"), mount) << e.dump();
+      if (mount) {
+        EXPECT_EQ(e["mountCli"], true);
+      }
+    }
+  }
+  auto bad = RunInProcess(Concat({"rails", "--mount-cli=yes"}, node.RootFlags()), {});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_THAT(bad.err, HasSubstr("flag --mount-cli takes no value"));
+}
+
 TEST(RailsTest, ToYamlQuotesWhatPlainScalarsCannotHold) {
   nlohmann::ordered_json j = {{"a", "yes"},      {"b", "1.0.0"},
                               {"c", "x: y"},     {"d", nullptr},
