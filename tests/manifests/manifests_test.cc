@@ -584,6 +584,26 @@ TEST(TestWorkload, RequestsEveryRailNetworkAndResourceWithIpcLock) {
   EXPECT_EQ(c["securityContext"]["capabilities"]["add"], json::array({"IPC_LOCK"}));
 }
 
+TEST(TestWorkload, ImageIsPinnedAndEveryResourceItUsesMountsTheCli) {
+  json ds = Find(Manifest("test-workload.yaml"), "DaemonSet", "rdma-tools");
+  std::string image = Container(ds).value("image", "");
+  ASSERT_NE(image.find(':'), std::string::npos) << image;
+  EXPECT_NE(image.substr(image.rfind(':')), ":latest") << image;
+  // `rdmashare gid` inside the pod needs the CLI mounted: "mountCli" on each rail resource.
+  json config = json::parse(ConfigJson(), nullptr, false);
+  ASSERT_TRUE(config.is_object());
+  std::set<std::string> mounted;
+  for (const json& e : config["configList"]) {
+    if (e.value("mountCli", false)) {
+      mounted.insert(e.value("resourcePrefix", "") + "/" + e.value("resourceName", ""));
+    }
+  }
+  for (const auto& [name, value] : Container(ds)["resources"]["limits"].items()) {
+    if (name.find('/') == std::string::npos) continue;
+    EXPECT_TRUE(mounted.count(name)) << name << " has no \"mountCli\": true in the ConfigMap";
+  }
+}
+
 // ------------------------------------------------------------------------------ etcd
 
 TEST(EtcdOverlay, EveryFlagIsOneEtcdKnows) {
