@@ -72,6 +72,10 @@ bool Subprocess::Start() {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!options_.cwd.empty() && ::chdir(options_.cwd.c_str()) != 0) {
+      std::fprintf(stderr, "chdir %s: %s\n", options_.cwd.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     std::fprintf(stderr, "execve %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(127);

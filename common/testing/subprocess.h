@@ -25,6 +25,8 @@ class Subprocess {
     std::string stdin_data;
     // Directory for the captured output files (a TempDir path).
     std::string work_dir = "/tmp";
+    // Working directory of the child; empty = ours.
+    std::string cwd;
   };
 
   explicit Subprocess(Options options);
