@@ -73,16 +73,8 @@ bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
   auto next = std::make_shared<PoolSnapshot>();
   next->devices = SelectDevices(config_, inventory);
   std::set<int64_t> numa;
-  int healthy_count = 0;
-  std::string problems;
   std::string ibdevs, netdevs;
   for (const rdma::RdmaDevice& d : next->devices) {
-    std::string problem = d.HealthProblem();
-    if (problem.empty()) {
-      ++healthy_count;
-    } else {
-      problems += fmt::format("{}{}: {}", problems.empty() ? "" : "; ", d.ibdev, problem);
-    }
     if (d.numa_node >= 0) numa.insert(d.numa_node);
     if (d.usable()) {
       ibdevs += (ibdevs.empty() ? "" : ",") + d.ibdev;
@@ -90,9 +82,10 @@ bool ResourcePool::Update(const rdma::NodeInventory& inventory) {
     }
   }
   const int total = static_cast<int>(next->devices.size());
-  next->healthy = config_.health_policy == HealthPolicy::kAll ? total > 0 && healthy_count == total
-                                                              : healthy_count > 0;
-  if (!next->healthy) next->health_cause = total == 0 ? "no HCA matches the selectors" : problems;
+  const ResourceHealth health = EvaluateHealth(config_, next->devices);
+  const int healthy_count = health.healthy_count;
+  next->healthy = health.healthy;
+  next->health_cause = health.cause;
   if (config_.topology) next->numa_nodes.assign(numa.begin(), numa.end());
   next->nodes = BuildDeviceNodes(next->devices, inventory.rdma_cm, config_.include_issm, dev_root_,
                                  host_dev_root_);

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "fmt/format.h"
+
 namespace rdmashare::deviceplugin {
 namespace {
 
@@ -79,6 +81,25 @@ std::vector<rdma::RdmaDevice> SelectDevices(const ResourceConfig& resource,
     if (SelectorsMatch(selectors, device)) out.push_back(device);
   }
   return out;
+}
+
+ResourceHealth EvaluateHealth(const ResourceConfig& resource,
+                              const std::vector<rdma::RdmaDevice>& devices) {
+  ResourceHealth h;
+  std::string problems;
+  for (const rdma::RdmaDevice& d : devices) {
+    std::string problem = d.HealthProblem();
+    if (problem.empty()) {
+      ++h.healthy_count;
+    } else {
+      problems += fmt::format("{}{}: {}", problems.empty() ? "" : "; ", d.ibdev, problem);
+    }
+  }
+  const int total = static_cast<int>(devices.size());
+  h.healthy = resource.health_policy == HealthPolicy::kAll ? total > 0 && h.healthy_count == total
+                                                           : h.healthy_count > 0;
+  if (!h.healthy) h.cause = total == 0 ? "no HCA matches the selectors" : problems;
+  return h;
 }
 
 }  // namespace rdmashare::deviceplugin

@@ -26,4 +26,18 @@ bool SelectorsMatch(const Selectors& selectors, const rdma::RdmaDevice& device);
 std::vector<rdma::RdmaDevice> SelectDevices(const ResourceConfig& resource,
                                             const rdma::NodeInventory& inventory);
 
+// Health of a resource over the devices it selects, by its healthPolicy: "any" = at least one
+// device is healthy (rdma::RdmaDevice::HealthProblem empty), "all" = every one is and there is
+// at least one. `cause` names each unhealthy device and its problem when not healthy.
+struct ResourceHealth {
+  bool healthy = false;
+  int healthy_count = 0;
+  std::string cause;
+  bool operator==(const ResourceHealth& o) const {
+    return healthy == o.healthy && healthy_count == o.healthy_count && cause == o.cause;
+  }
+};
+ResourceHealth EvaluateHealth(const ResourceConfig& resource,
+                              const std::vector<rdma::RdmaDevice>& devices);
+
 }  // namespace rdmashare::deviceplugin

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "deviceplugin/test_inventory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -235,6 +236,30 @@ TEST(SelectDevicesTest, DeviceMayBelongToSeveralResources) {
   rdma::NodeInventory inv = Inventory();
   EXPECT_THAT(Ibdevs(SelectDevices(by_vendor, inv)), ElementsAre("mlx4_0", "mlx5_0", "mlx5_1"));
   EXPECT_THAT(Ibdevs(SelectDevices(by_link, inv)), ElementsAre("mlx4_0", "mlx5_0"));
+}
+
+TEST(EvaluateHealthTest, PolicyAnyNeedsOneHealthyHcaAllNeedsEvery) {
+  rdma::RdmaDevice good = testing::TestHca(0, "enp11s0f0np0", 0);
+  rdma::RdmaDevice down = testing::TestHca(1, "enp12s0f0np0", 0);
+  down.ports[0].state = "DOWN";
+  ResourceConfig any, all;
+  all.health_policy = HealthPolicy::kAll;
+  struct Case {
+    const ResourceConfig* rc;
+    std::vector<rdma::RdmaDevice> devices;
+    ResourceHealth want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {&any, {good, down}, {true, 1, ""}},
+           {&all, {good, down}, {false, 1, "mlx5_1: port 1 DOWN"}},
+           {&all, {good}, {true, 1, ""}},
+           {&any, {down}, {false, 0, "mlx5_1: port 1 DOWN"}},
+           {&any, {}, {false, 0, "no HCA matches the selectors"}},
+           {&all, {}, {false, 0, "no HCA matches the selectors"}},
+       }) {
+    EXPECT_EQ(EvaluateHealth(*c.rc, c.devices), c.want)
+        << (c.rc == &all ? "all" : "any") << " " << c.devices.size();
+  }
 }
 
 }  // namespace

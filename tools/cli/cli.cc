@@ -259,13 +259,20 @@ int RunDevices(const ParsedArgs& p, const Environment& env, std::ostream& out, s
     if (!json) out << fmt::format("\nconfig {}: {} resources\n", path, config->resources.size());
     for (const ResourceMatch& m : MatchResources(*config, *inv)) {
       if (m.ibdevs.empty()) code = kExitFailure;
-      resources.push_back(
-          {{"resource", m.full_name}, {"ibdevs", m.ibdevs}, {"dead_selectors", m.dead_selectors}});
+      nlohmann::json entry = {{"resource", m.full_name},
+                              {"ibdevs", m.ibdevs},
+                              {"dead_selectors", m.dead_selectors},
+                              {"healthy", m.healthy}};
+      if (!m.healthy) entry["health_cause"] = m.health_cause;
+      resources.push_back(std::move(entry));
       if (json) continue;
       std::string devs;
       for (const std::string& d : m.ibdevs) devs += (devs.empty() ? "" : ",") + d;
-      out << fmt::format("  {}: {}\n", m.full_name,
-                         m.ibdevs.empty() ? "selects NO device on this node" : devs);
+      out << fmt::format("  {}: {}{}\n", m.full_name,
+                         m.ibdevs.empty() ? "selects NO device on this node" : devs,
+                         m.ibdevs.empty() ? ""
+                         : m.healthy      ? " (Healthy)"
+                                          : " (Unhealthy: " + m.health_cause + ")");
       for (const std::string& s : m.dead_selectors) {
         out << fmt::format("    selector {} matches nothing on this node\n", s);
       }

@@ -136,6 +136,9 @@ struct ResourceMatch {
   std::vector<std::string> ibdevs;
   // Selector values that match no device of the node ("ifNames=enp99s0").
   std::vector<std::string> dead_selectors;
+  // What kubelet would be told, by the resource's healthPolicy (the daemon's own rule).
+  bool healthy = false;
+  std::string health_cause;
 };
 // Dry run of `config` against `inventory`.
 std::vector<ResourceMatch> MatchResources(const deviceplugin::PluginConfig& config,

@@ -94,9 +94,11 @@ std::vector<ResourceMatch> MatchResources(const deviceplugin::PluginConfig& conf
   for (const deviceplugin::ResourceConfig& rc : config.resources) {
     ResourceMatch m;
     m.full_name = rc.FullName();
-    for (const rdma::RdmaDevice& d : deviceplugin::SelectDevices(rc, inventory)) {
-      m.ibdevs.push_back(d.ibdev);
-    }
+    std::vector<rdma::RdmaDevice> selected = deviceplugin::SelectDevices(rc, inventory);
+    for (const rdma::RdmaDevice& d : selected) m.ibdevs.push_back(d.ibdev);
+    deviceplugin::ResourceHealth health = deviceplugin::EvaluateHealth(rc, selected);
+    m.healthy = health.healthy;
+    m.health_cause = health.cause;
     // A value is dead when no device matches a selector holding that value alone.
     for (const auto& [key, member] : Lists()) {
       for (const std::string& value : rc.selectors.*member) {

@@ -96,8 +96,30 @@ TEST(DevicesTest, CommandWithMatchingConfigExitsZero) {
   auto r = RunInProcess(Concat({"devices", "--config", path}, node.RootFlags()), {});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("2 resources"));
-  EXPECT_THAT(r.out, HasSubstr("spidernet.io/shared_cx5_gpu1: mlx5_0"));
-  EXPECT_THAT(r.out, HasSubstr("spidernet.io/shared_cx5_gpu2: mlx5_1"));
+  EXPECT_THAT(r.out, HasSubstr("spidernet.io/shared_cx5_gpu1: mlx5_0 (Healthy)"));
+  EXPECT_THAT(r.out, HasSubstr("spidernet.io/shared_cx5_gpu2: mlx5_1 (Healthy)"));
+}
+
+TEST(DevicesTest, ConfigDryRunShowsHealthByTheResourcesPolicy) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  ASSERT_TRUE(node.node().SetPortState("mlx5_0", 1, "1: DOWN", "3: Disabled").ok());
+  std::string path = node.dir().Sub("config.json");
+  // Rails 1+2 together: "any" stays Healthy with rail 1 down, "all" does not.
+  rdmashare::testing::WriteTestFile(path, R"({"configList": [
+      {"resourceName": "any", "selectors": {"ifNames": ["enp11s0f0np0", "enp12s0f0np0"]}},
+      {"resourceName": "all", "healthPolicy": "all",
+       "selectors": {"ifNames": ["enp11s0f0np0", "enp12s0f0np0"]}}]})");
+  auto r = RunInProcess(Concat({"devices", "--config", path}, node.RootFlags()), {});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("rdma/any: mlx5_0,mlx5_1 (Healthy)"));
+  EXPECT_THAT(r.out, HasSubstr("rdma/all: mlx5_0,mlx5_1 (Unhealthy: mlx5_0: "));
+  auto j = RunInProcess(Concat({"devices", "--json", "--config", path}, node.RootFlags()), {});
+  nlohmann::json doc = nlohmann::json::parse(j.out, nullptr, false);
+  ASSERT_EQ(doc["resources"].size(), 2u) << j.out;
+  EXPECT_EQ(doc["resources"][0]["healthy"], true);
+  EXPECT_FALSE(doc["resources"][0].contains("health_cause"));
+  EXPECT_EQ(doc["resources"][1]["healthy"], false);
+  EXPECT_THAT(doc["resources"][1]["health_cause"].get<std::string>(), HasSubstr("mlx5_0: port"));
 }
 
 TEST(DevicesTest, CommandWithResourceSelectingNothingExitsOne) {
