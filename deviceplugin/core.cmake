@@ -1,7 +1,8 @@
 # The device plugin proper: pools, gRPC service, registration, events, daemon, flags, main.
 add_library(rs_dp STATIC
   resource_pool.cc plugin_service.cc plugin_server.cc events.cc daemon.cc flags.cc)
-target_link_libraries(rs_dp PUBLIC rs_dp_config rs_dp_cdi rs_dp_metrics rs_rdma rs_api rs_common)
+target_link_libraries(rs_dp PUBLIC rs_dp_config rs_dp_cdi rs_dp_metrics rs_dp_port_metrics rs_rdma rs_api
+                                   rs_common)
 
 add_executable(rdmashare-dp main.cc)
 target_link_libraries(rdmashare-dp PRIVATE rs_dp)

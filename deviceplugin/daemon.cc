@@ -93,6 +93,26 @@ void Daemon::InitMetrics() {
       gauge("rdmashare_dp_scan_duration_seconds", "Duration of the latest device scan.", {});
   metrics_.events = counter("rdmashare_dp_device_events_total",
                             "Kernel device/link events that triggered a rescan.", {});
+  PortMetricsOptions port_options;
+  port_options.sys_root = options_.paths.sys_root;
+  port_counters_ = PortCounterCollector::Register(
+      r, [this] { return PortRefs(); }, std::move(port_options));
+}
+
+std::vector<PortRef> Daemon::PortRefs() const {
+  std::vector<PortRef> out;
+  absl::MutexLock lock(&entries_mu_);
+  for (const auto& e : entries_) {
+    auto snap = e->pool->Current();
+    for (const rdma::RdmaDevice& d : snap->devices) {
+      std::string netdevs;
+      for (const std::string& n : d.netdevs) netdevs += (netdevs.empty() ? "" : ",") + n;
+      for (const rdma::RdmaPort& p : d.ports) {
+        out.push_back(PortRef{e->pool->full_name(), d.ibdev, p.number, netdevs});
+      }
+    }
+  }
+  return out;
 }
 
 std::unique_ptr<Daemon::Entry> Daemon::MakeEntry(const ResourceConfig& rc) {

@@ -35,6 +35,7 @@
 #include "deviceplugin/events.h"
 #include "deviceplugin/metrics.h"
 #include "deviceplugin/plugin_server.h"
+#include "deviceplugin/port_metrics.h"
 #include "deviceplugin/resource_pool.h"
 #include "rdma/device_scanner.h"
 
@@ -126,6 +127,8 @@ class Daemon {
     Counter* events = nullptr;
   };
 
+  // Every port of every HCA each resource selects (thread-safe: takes entries_mu_).
+  std::vector<PortRef> PortRefs() const ABSL_LOCKS_EXCLUDED(entries_mu_);
   absl::Status SetUpWatches();
   absl::Status SetUpConfigWatch();
   void DrainInotify();
@@ -152,6 +155,8 @@ class Daemon {
   std::unique_ptr<EventSource> events_;
   std::unique_ptr<CdiSpecWriter> cdi_;
   Metrics metrics_;
+  // RoCE port counters in /metrics (read at scrape time from the pools' snapshots).
+  std::shared_ptr<PortCounterCollector> port_counters_;
   std::string device_plugins_dir_;
   std::string registry_dir_;
   std::string kubelet_socket_;

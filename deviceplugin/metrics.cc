@@ -123,6 +123,14 @@ void MetricFamily::Remove(const std::vector<std::string>& label_values) {
   series_.erase(label_values);
 }
 
+void MetricFamily::ReplaceAll(std::map<std::vector<std::string>, double> series) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = series.begin(); it != series.end();) {
+    it = CheckArity(it->first) ? std::next(it) : series.erase(it);
+  }
+  series_ = std::move(series);
+}
+
 void MetricFamily::RemoveMatching(const std::string& label_name, const std::string& label_value) {
   auto pos = std::find(label_names_.begin(), label_names_.end(), label_name);
   if (pos == label_names_.end()) return;

@@ -65,6 +65,11 @@ class MetricFamily {
   void RemoveMatching(const std::string& label_name, const std::string& label_value)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Replaces every series at once: for values mirrored from elsewhere at scrape time (e.g. the
+  // kernel's RDMA port counters), so series of vanished objects go and a scrape never sees half
+  // an update. Series whose arity is wrong are dropped (and logged once).
+  void ReplaceAll(std::map<std::vector<std::string>, double> series) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Appends this family in exposition format to `out`.
   void Render(std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
 

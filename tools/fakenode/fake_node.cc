@@ -373,6 +373,23 @@ absl::Status FakeNode::AddIbDevice(const IbDeviceSpec& dev) {
       std::string ndev = static_cast<size_t>(i) < port.gid_ndevs.size() ? port.gid_ndevs[i] : "";
       RETURN_IF_ERROR(WriteAttrFile(JoinPath(pdir, "gid_attrs/ndevs/" + idx), ndev));
     }
+    // Port counters (every RDMA port) and, on RoCE ports, the mlx5 hardware counters that
+    // RoCE operators watch, all starting at 0 (AddPortCounter moves them).
+    RETURN_IF_ERROR(MakeDirs(JoinPath(pdir, "counters")));
+    for (const char* c : {"port_xmit_data", "port_rcv_data", "port_xmit_packets",
+                          "port_rcv_packets", "port_rcv_errors", "symbol_error", "link_downed"}) {
+      RETURN_IF_ERROR(WriteAttrFile(JoinPath(pdir, std::string("counters/") + c), "0"));
+    }
+    if (roce) {
+      RETURN_IF_ERROR(MakeDirs(JoinPath(pdir, "hw_counters")));
+      for (const char* c :
+           {"np_cnp_sent", "rp_cnp_handled", "np_ecn_marked_roce_packets", "rp_cnp_ignored",
+            "out_of_sequence", "packet_seq_err", "local_ack_timeout_err", "rx_icrc_encapsulated",
+            "duplicate_request", "rnr_nak_retry_err", "implied_nak_seq_err", "roce_adp_retrans"}) {
+        RETURN_IF_ERROR(WriteAttrFile(JoinPath(pdir, std::string("hw_counters/") + c), "0"));
+      }
+      RETURN_IF_ERROR(WriteAttrFile(JoinPath(pdir, "hw_counters/lifespan"), "10"));
+    }
   }
   RETURN_IF_ERROR(RelSymlink(ib_dir, class_link));
 
@@ -456,6 +473,24 @@ absl::Status FakeNode::SetPortState(const std::string& ibdev, int port, const st
   }
   RETURN_IF_ERROR(ReplaceAttrFile(JoinPath(pdir, "state"), state));
   return ReplaceAttrFile(JoinPath(pdir, "phys_state"), phys_state);
+}
+
+absl::StatusOr<uint64_t> FakeNode::AddPortCounter(const std::string& ibdev, int port,
+                                                  const std::string& name, uint64_t delta) {
+  ASSIGN_OR_RETURN(std::string ib_dir, IbDeviceDir(ibdev));
+  std::string path;
+  for (const char* group : {"counters/", "hw_counters/"}) {
+    std::string p = JoinPath(ib_dir, fmt::format("ports/{}/{}{}", port, group, name));
+    if (PathExists(p)) path = p;
+  }
+  if (path.empty()) {
+    return absl::NotFoundError(
+        fmt::format("fakenode: ibdev {} port {} has no counter {}", ibdev, port, name));
+  }
+  ASSIGN_OR_RETURN(int64_t value, ReadIntAttr(path));
+  uint64_t next = static_cast<uint64_t>(value) + delta;
+  RETURN_IF_ERROR(ReplaceAttrFile(path, std::to_string(next)));
+  return next;
 }
 
 absl::Status FakeNode::SetNetdevState(const std::string& ifname, const std::string& operstate,

@@ -7,7 +7,7 @@
 //     {vendor,device,class,numa_node}, driver -> ../../(..)/bus/pci/drivers/<drv>,
 //     subsystem -> bus/pci, net/<if>/{operstate,carrier,mtu,address,type,ifindex,device},
 //     infiniband/<ibdev>/{node_guid,node_type,device,ports/<N>/{state,phys_state,link_layer,
-//       gids/<i>,gid_attrs/types/<i>,gid_attrs/ndevs/<i>}},
+//       gids/<i>,gid_attrs/types/<i>,gid_attrs/ndevs/<i>,counters/<c>,hw_counters/<c>}},
 //     infiniband_verbs/uverbsN/{ibdev,dev,device}, infiniband_mad/{umadN,issmN}/{ibdev,port,dev}
 //   sys/devices/virtual/infiniband/<ibdev>       ibdevs without a PCI parent
 //   sys/devices/virtual/misc/rdma_cm/dev          the connection-manager node
@@ -158,6 +158,10 @@ class FakeNode {
   // entries and /dev nodes. NotFound when absent.
   absl::Status RemoveIbDevice(const std::string& ibdev);
   // Rewrites ports/<port>/state and phys_state (full text such as "1: DOWN", "3: Disabled").
+  // Adds `delta` to ports/<port>/counters/<name> or hw_counters/<name> (replaced atomically, as
+  // the kernel's reads are); returns the new value. NotFound for an unknown counter.
+  absl::StatusOr<uint64_t> AddPortCounter(const std::string& ibdev, int port,
+                                          const std::string& name, uint64_t delta);
   absl::Status SetPortState(const std::string& ibdev, int port, const std::string& state,
                             const std::string& phys_state);
   // Rewrites a netdev's operstate and carrier.

@@ -445,6 +445,20 @@ TEST_F(DpLiveTest, MissingKubeletIsSaidOnceThenItsArrival) {
   EXPECT_EQ(text.find(waiting, first + 1), std::string::npos) << text;
 }
 
+TEST_F(DpLiveTest, RoceCountersOfEachResourcesPortsAreInMetrics) {
+  ASSERT_OK(env_.node().AddPortCounter("mlx5_0", 1, "np_cnp_sent", 17).status());
+  ASSERT_OK(env_.node().AddPortCounter("mlx5_7", 1, "port_rcv_data", 256).status());
+  StartDaemon(LiveConfig());
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  std::string text = registry_.Render();
+  EXPECT_THAT(text, HasSubstr("rdmashare_rdma_hw_counter_total{resource=\"spidernet.io/"
+                              "shared_cx5_gpu1\",ibdev=\"mlx5_0\",port=\"1\",netdev=\""
+                              "enp11s0f0np0\",counter=\"np_cnp_sent\"} 17\n"));
+  EXPECT_THAT(text, HasSubstr("rdmashare_rdma_port_data_bytes_total{resource=\"spidernet.io/"
+                              "shared_cx5_gpu8\",ibdev=\"mlx5_7\",port=\"1\",netdev=\""
+                              "enp18s0f0np0\",direction=\"rx\"} 1024\n"));
+}
+
 TEST_F(DpLiveTest, ReadyOnlyOnceEveryResourceIsRegistered) {
   env_.kubelet().Stop();
   StartDaemon(LiveConfig());
