@@ -227,4 +227,39 @@ absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& nod
   return ReleaseNode(s.client.get(), s.conf.store.prefix, s.args.network_name, node);
 }
 
+absl::StatusOr<QuarantineRelease> IpamReleaseQuarantined(const IpamArgs& args,
+                                                         const std::string& ip) {
+  ASSIGN_OR_RETURN(Session s, Open(args));
+  const std::string& network = s.args.network_name;
+  ASSIGN_OR_RETURN(std::unique_ptr<StoreLock> lock, s.store->Lock(network, s.conf.lock_timeout));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, s.store->List(network));
+  QuarantineRelease out;
+  bool found = false;
+  for (const Reservation& r : all) {
+    if (!ip.empty() && r.ip != ip) continue;
+    found = true;
+    if (!r.error.empty() || !r.quarantined()) {
+      if (ip.empty()) continue;
+      return CniError(
+          kInvalidNetworkConfig,
+          fmt::format("ipam: network {}: {} is not quarantined ({}); a pod's address "
+                      "goes with the pod's DEL",
+                      network, ip,
+                      !r.error.empty() ? r.error : "held by container " + r.container_id));
+    }
+    absl::Status st = s.store->Release(network, r.ip);
+    if (st.ok()) {
+      spdlog::info("ipam: network={} ip={} quarantine ended by the operator", network, r.ip);
+      out.released.push_back(r.ip);
+    } else {
+      out.skipped.push_back(fmt::format("{}: {}", r.ip, st.message()));
+    }
+  }
+  if (!ip.empty() && !found) {
+    return absl::NotFoundError(
+        fmt::format("ipam: network {}: {} is not reserved (nothing to release)", network, ip));
+  }
+  return out;
+}
+
 }  // namespace rdmashare::cni::ipam

@@ -118,4 +118,19 @@ absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args);
 // Code 7 when the config's store is not etcd.
 absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& node);
 
+// What IpamReleaseQuarantined did.
+struct QuarantineRelease {
+  std::vector<std::string> released;
+  // Quarantines it could not release, with the reason (e.g. another node's, on etcd).
+  std::vector<std::string> skipped;
+};
+
+// Ends quarantines before their "quarantineSeconds" run out (`rdmashare pool release
+// --quarantined [--ip A]`), under the network's lock: every quarantined address of the pool
+// (on etcd: whichever node quarantined it), or only `ip`. With `ip`, an address that is not
+// quarantined is refused (code 7: a container holds it, or it is free) and an unknown one is
+// NotFound.
+absl::StatusOr<QuarantineRelease> IpamReleaseQuarantined(const IpamArgs& args,
+                                                         const std::string& ip);
+
 }  // namespace rdmashare::cni::ipam

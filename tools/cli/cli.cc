@@ -94,6 +94,10 @@ const std::vector<CommandSpec>& Commands() {
         {"data-dir", true, "local store directory (default: the config's dataDir)"},
         {"json", false, "print JSON (list)"},
         {"node", true, "release: the node whose addresses are reclaimed"},
+        {"quarantined", false,
+         "release: end the quarantines (addresses an IP-conflict probe took out of use for "
+         "quarantineSeconds) now"},
+        {"ip", true, "release --quarantined: only this address"},
         {"pool", true, "release: pool id (default: the config's pool, else the network name)"}},
        1,
        true},
@@ -467,15 +471,34 @@ int RunPool(const ParsedArgs& p, std::ostream& out, std::ostream& err) {
                                    "NetworkAttachmentDefinition JSON)"),
         kExitUsage);
   }
-  if (action == "release" && p.Get("node", "").empty()) {
-    return Fail(err, "pool", absl::InvalidArgumentError("release needs --node NAME"), kExitUsage);
-  }
-  if (action == "list" && (p.values.count("node") || p.values.count("pool"))) {
-    return Fail(err, "pool", absl::InvalidArgumentError("--node and --pool belong to pool release"),
+  const bool quarantined = p.bools.count("quarantined") > 0;
+  if (action == "release" && p.Get("node", "").empty() == !quarantined) {
+    return Fail(err, "pool",
+                absl::InvalidArgumentError("release needs either --node NAME or --quarantined"),
                 kExitUsage);
+  }
+  if (p.values.count("ip") && !quarantined) {
+    return Fail(err, "pool", absl::InvalidArgumentError("--ip belongs to release --quarantined"),
+                kExitUsage);
+  }
+  if (action == "list" && (p.values.count("node") || p.values.count("pool") || quarantined)) {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError("--node, --quarantined and --pool belong to pool release"),
+        kExitUsage);
   }
   absl::StatusOr<PoolTarget> target = LoadPoolTarget(p.values.at("conf"));
   if (!target.ok()) return Fail(err, "pool", target.status(), kExitFailure);
+  if (action == "release" && quarantined) {
+    absl::StatusOr<cni::ipam::QuarantineRelease> r =
+        ReleasePoolQuarantined(*target, p.Get("ip", ""), p.Get("data-dir", ""), p.Get("pool", ""));
+    if (!r.ok()) return Fail(err, "pool release", r.status(), kExitFailure);
+    for (const std::string& ip : r->released) out << "released quarantined " << ip << "\n";
+    for (const std::string& why : r->skipped) err << "not released: " << why << "\n";
+    out << fmt::format("released {} quarantined address(es) (network {})\n", r->released.size(),
+                       target->network);
+    return r->skipped.empty() ? kExitOk : kExitFailure;
+  }
   if (action == "release") {
     std::string node = p.Get("node", "");
     absl::StatusOr<int> released = ReleasePoolNode(*target, node, p.Get("pool", ""));

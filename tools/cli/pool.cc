@@ -180,4 +180,14 @@ absl::StatusOr<int> ReleasePoolNode(const PoolTarget& target, const std::string&
   return cni::ipam::IpamReleaseNode(ArgsFor(t), node);
 }
 
+absl::StatusOr<cni::ipam::QuarantineRelease> ReleasePoolQuarantined(const PoolTarget& target,
+                                                                    const std::string& ip,
+                                                                    const std::string& data_dir,
+                                                                    const std::string& pool) {
+  PoolTarget t = target;
+  if (!data_dir.empty()) t.ipam["dataDir"] = data_dir;
+  if (!pool.empty()) t.ipam["pool"] = pool;
+  return cni::ipam::IpamReleaseQuarantined(ArgsFor(t), ip);
+}
+
 }  // namespace rdmashare::cli

@@ -64,4 +64,11 @@ nlohmann::ordered_json PoolListingJson(const PoolListing& listing);
 absl::StatusOr<int> ReleasePoolNode(const PoolTarget& target, const std::string& node,
                                     const std::string& pool);
 
+// Ends quarantines early (`pool release --quarantined [--ip A]`): every quarantined address of
+// `target`'s pool, or only `ip`. `data_dir` / `pool` non-empty override the config's.
+absl::StatusOr<cni::ipam::QuarantineRelease> ReleasePoolQuarantined(const PoolTarget& target,
+                                                                    const std::string& ip,
+                                                                    const std::string& data_dir,
+                                                                    const std::string& pool);
+
 }  // namespace rdmashare::cli

@@ -155,8 +155,15 @@ TEST(PoolCliTest, UsageErrorsExitTwo) {
   std::vector<Case> cases = {
       {{"pool"}, "--conf FILE is required"},
       {{"pool", "frob", "--conf", "/x"}, "unknown action \"frob\""},
-      {{"pool", "release", "--conf", "/x"}, "release needs --node NAME"},
-      {{"pool", "list", "--conf", "/x", "--node", "a"}, "--node and --pool belong to pool release"},
+      {{"pool", "release", "--conf", "/x"}, "release needs either --node NAME or --quarantined"},
+      {{"pool", "release", "--conf", "/x", "--node", "a", "--quarantined"},
+       "release needs either --node NAME or --quarantined"},
+      {{"pool", "release", "--conf", "/x", "--node", "a", "--ip", "10.0.0.1"},
+       "--ip belongs to release --quarantined"},
+      {{"pool", "list", "--conf", "/x", "--node", "a"},
+       "--node, --quarantined and --pool belong to pool release"},
+      {{"pool", "list", "--conf", "/x", "--quarantined"},
+       "--node, --quarantined and --pool belong to pool release"},
       {{"pool", "list", "extra", "--conf", "/x"}, "expected 1 argument(s)"},
   };
   for (const Case& c : cases) {
@@ -241,6 +248,45 @@ TEST_F(LocalPoolTest, ReleaseIsRefusedForTheLocalStore) {
   EXPECT_THAT(r.err, HasSubstr("needs the etcd store"));
 }
 
+// Quarantines `ip` of `conf`'s network as a conflict probe would.
+void Quarantine(const json& conf, const std::string& ip) {
+  cni::ipam::IpamArgs args;
+  args.container_id = "probe";
+  args.ifname = "net1";
+  args.network_name = conf["name"];
+  args.ipam_conf = conf["ipam"];
+  ASSERT_TRUE(cni::ipam::IpamQuarantine(args, ip).ok());
+}
+
+TEST_F(LocalPoolTest, ReleaseQuarantinedEndsQuarantinesAndOnlyThem) {
+  Add(conf_, "c1");  // 10.40.0.1
+  Quarantine(conf_, "10.40.0.2");
+  Quarantine(conf_, "10.40.0.3");
+  RunResult listed = Cli({"pool", "--conf", dir_.Sub("net.json")});
+  EXPECT_THAT(listed.out, HasSubstr("(quarantined)"));
+  // One address: refused when a container holds it, unknown when free.
+  RunResult held = Cli(
+      {"pool", "release", "--quarantined", "--ip", "10.40.0.1", "--conf", dir_.Sub("net.json")});
+  EXPECT_EQ(held.exit_code, 1);
+  EXPECT_THAT(held.err, HasSubstr("10.40.0.1 is not quarantined (held by container c1)"));
+  RunResult free_ip = Cli(
+      {"pool", "release", "--quarantined", "--ip", "10.40.0.4", "--conf", dir_.Sub("net.json")});
+  EXPECT_EQ(free_ip.exit_code, 1);
+  EXPECT_THAT(free_ip.err, HasSubstr("10.40.0.4 is not reserved"));
+  RunResult one = Cli(
+      {"pool", "release", "--quarantined", "--ip", "10.40.0.2", "--conf", dir_.Sub("net.json")});
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_THAT(one.out, HasSubstr("released quarantined 10.40.0.2\n"));
+  EXPECT_THAT(one.out, HasSubstr("released 1 quarantined address(es)"));
+  RunResult all = Cli({"pool", "release", "--quarantined", "--conf", dir_.Sub("net.json")});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_THAT(all.out, HasSubstr("released quarantined 10.40.0.3\n"));
+  RunResult after = Cli({"pool", "--json", "--conf", dir_.Sub("net.json")});
+  json doc = json::parse(after.out, nullptr, false);
+  ASSERT_THAT(doc["ranges"][0]["holders"], SizeIs(1)) << after.out;
+  EXPECT_EQ(doc["ranges"][0]["holders"][0]["containerID"], "c1");
+}
+
 // ------------------------------------------------------------------------------ etcd store
 
 class EtcdPoolTest : public ::testing::Test {
@@ -276,6 +322,23 @@ class EtcdPoolTest : public ::testing::Test {
   EtcdCluster etcd_{1};
   TempDir dir_;
 };
+
+// A quarantine marks an address of the shared pool, whichever node's probe saw the conflict:
+// the operator's release ends every node's.
+TEST_F(EtcdPoolTest, ReleaseQuarantinedEndsEveryNodesQuarantinesInThePool) {
+  Add(Conf("worker2"), "c2");  // 10.40.0.1, held: stays
+  Quarantine(Conf("worker1"), "10.40.0.5");
+  Quarantine(Conf("worker2"), "10.40.0.6");
+  RunResult r = Cli({"pool", "release", "--quarantined", "--conf", ConfFile("worker1")});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("released quarantined 10.40.0.5\n"));
+  EXPECT_THAT(r.out, HasSubstr("released quarantined 10.40.0.6\n"));
+  EXPECT_THAT(r.out, HasSubstr("released 2 quarantined address(es) (network etcdnet)"));
+  RunResult after = Cli({"pool", "--json", "--conf", ConfFile("worker1")});
+  json doc = json::parse(after.out);
+  ASSERT_THAT(doc["ranges"][0]["holders"], SizeIs(1)) << after.out;
+  EXPECT_EQ(doc["ranges"][0]["holders"][0]["containerID"], "c2");
+}
 
 TEST_F(EtcdPoolTest, ListShowsEveryNodesHolders) {
   Add(Conf("worker1"), "c1");
