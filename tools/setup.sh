@@ -17,7 +17,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libabsl-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libudev-dev
   libibverbs-dev rdma-core libnl-3-dev libnl-route-3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev libc-ares-dev libre2-dev
+  libgtest-dev libgmock-dev libssl-dev zlib1g-dev libc-ares-dev libre2-dev
   etcd-server etcd-client podman runc busybox-static containernetworking-plugins
   iproute2 iputils-ping procps kmod jq yamllint openssl
 )
