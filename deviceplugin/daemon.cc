@@ -120,30 +120,54 @@ std::unique_ptr<Daemon::Entry> Daemon::MakeEntry(const ResourceConfig& rc) {
   e->pool = std::make_unique<ResourcePool>(rc, options_.paths.dev_root,
                                            options_.paths.host_dev_root, options_.cli_host_path);
   e->pool->Update(inventory_);
-  const std::string& dir = watcher_mode_ ? registry_dir_ : device_plugins_dir_;
+  e->server = MakeServer(*e);
+  return e;
+}
+
+std::unique_ptr<PluginServer> Daemon::MakeServer(const Entry& e) {
+  const bool watcher = watcher_mode_.load();
+  const std::string& dir = watcher ? registry_dir_ : device_plugins_dir_;
   ServiceOptions so;
   so.cdi = options_.cdi;
   if (metrics_.allocations != nullptr) {
     Counter* c = metrics_.allocations;
-    std::string name = e->pool->full_name();
+    std::string name = e.pool->full_name();
     so.on_allocate = [c, name](bool ok) { c->Increment({name, ok ? "ok" : "error"}); };
   }
-  e->server = std::make_unique<PluginServer>(
-      e->pool.get(), JoinPath(dir, SocketNameFor(rc)), watcher_mode_, [this] { Wake(); },
+  return std::make_unique<PluginServer>(
+      e.pool.get(), JoinPath(dir, SocketNameFor(e.pool->config())), watcher, [this] { Wake(); },
       std::move(so));
-  return e;
+}
+
+void Daemon::FallBackToDevicePluginsMode() {
+  spdlog::warn(
+      "plugin-watcher mode: kubelet called GetInfo on none of our {} sockets in {} within {} ms, "
+      "but {} exists; registering there instead",
+      entries_.size(), registry_dir_, options_.watcher_fallback_after.count(), kubelet_socket_);
+  absl::MutexLock lock(&entries_mu_);
+  watcher_mode_.store(false);
+  for (auto& e : entries_) {
+    e->server->Stop();
+    e->server = MakeServer(*e);
+    e->registered_kubelet_ino = {0, 0};
+    e->registered.store(false);
+    absl::Status st = e->server->Start();
+    if (!st.ok()) spdlog::error("{}", st.message());  // the next reconcile retries
+  }
 }
 
 absl::Status Daemon::Start() {
   wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid())
     return absl::InternalError(fmt::format("eventfd: {}", std::strerror(errno)));
-  watcher_mode_ = PathExists(registry_dir_);
+  watcher_mode_.store(PathExists(registry_dir_));
+  watcher_since_ = std::chrono::steady_clock::now();
   // Kubelet creates device-plugins/ itself; creating it early lets us watch it while kubelet is
   // still absent.
   RETURN_IF_ERROR(MakeDirs(device_plugins_dir_, 0750));
   spdlog::info("registration mode={} kubelet_dir={}",
-               watcher_mode_ ? "plugin-watcher" : "device-plugins", options_.paths.kubelet_dir);
+               watcher_mode_.load() ? "plugin-watcher" : "device-plugins",
+               options_.paths.kubelet_dir);
   InitMetrics();
   if (options_.cdi) cdi_ = std::make_unique<CdiSpecWriter>(options_.cdi_dir);
   if (!options_.config_path.empty()) {
@@ -502,6 +526,12 @@ bool Daemon::Reconcile() {
     }
     last_kubelet_ino_ = kubelet_ino;
   }
+  if (watcher_mode_.load() && kubelet_ino.first != 0 &&
+      std::chrono::steady_clock::now() - watcher_since_ >= options_.watcher_fallback_after &&
+      std::none_of(entries_.begin(), entries_.end(),
+                   [](const auto& e) { return e->server->watcher_registered(); })) {
+    FallBackToDevicePluginsMode();
+  }
   if (!watcher_mode_ && kubelet_ino.first == 0) {
     auto now = std::chrono::steady_clock::now();
     if (!kubelet_wait_logged_ || now - *kubelet_wait_logged_ >= kKubeletWaitLogInterval) {
@@ -539,7 +569,12 @@ bool Daemon::Reconcile() {
         continue;
       }
     }
-    if (watcher_mode_) continue;  // kubelet's plugin watcher finds the socket itself
+    if (watcher_mode_) {
+      // Kubelet's plugin watcher finds the socket itself; keep reconciling until it did, so
+      // the fallback above can fire when nobody watches.
+      if (!e.server->watcher_registered()) all_done = false;
+      continue;
+    }
     if (kubelet_ino.first == 0) {
       e.registered.store(false);
       all_done = false;  // kubelet absent: wait for kubelet.sock to appear

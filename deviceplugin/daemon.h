@@ -63,6 +63,11 @@ struct DaemonOptions {
   std::chrono::milliseconds retry_max{5000};
   // Deadline of one Register call.
   std::chrono::milliseconds register_timeout{3000};
+  // Plugin-watcher mode (plugins_registry/ exists) but kubelet called GetInfo on none of our
+  // sockets for this long while device-plugins/kubelet.sock exists: nobody watches the
+  // directory (e.g. a DaemonSet created it with DirectoryOrCreate), so switch to Register on
+  // kubelet.sock.
+  std::chrono::milliseconds watcher_fallback_after{30000};
 };
 
 class Daemon {
@@ -136,6 +141,11 @@ class Daemon {
   bool DrainConfigInotify();
   void HandleDeviceEvents();
   // Creates the pool and server of `rc` (pool updated from the last inventory), not started.
+  // The plugin server of `e` in the directory of the current registration mode.
+  std::unique_ptr<PluginServer> MakeServer(const Entry& e);
+  // Plugin-watcher mode without a watcher: restart every server in device-plugins/ and register
+  // on kubelet.sock from now on.
+  void FallBackToDevicePluginsMode();
   std::unique_ptr<Entry> MakeEntry(const ResourceConfig& rc);
   // Stops and forgets one resource: server, socket, CDI spec, metric series.
   void RemoveEntry(Entry& e);
@@ -160,7 +170,9 @@ class Daemon {
   std::string device_plugins_dir_;
   std::string registry_dir_;
   std::string kubelet_socket_;
-  bool watcher_mode_ = false;
+  // Read by Ready() on the HTTP thread; written by the loop (Start, the fallback switch).
+  std::atomic<bool> watcher_mode_{false};
+  std::chrono::steady_clock::time_point watcher_since_;
   rdma::NodeInventory inventory_;
   std::set<std::string> gid_warned_;
   // Identity of the kubelet.sock seen last ({0, 0}: none yet), to count kubelet restarts.

@@ -82,6 +82,7 @@ class DpLiveTest : public ::testing::Test {
     opts.heartbeat = &heartbeat_;
     opts.heartbeat_interval = std::chrono::milliseconds(20);
     opts.retry_initial = retry_;
+    opts.watcher_fallback_after = watcher_fallback_;
     opts.retry_max = std::max(retry_, opts.retry_max);
     if (!cdi_dir_.empty()) {
       opts.cdi = true;
@@ -141,6 +142,7 @@ class DpLiveTest : public ::testing::Test {
   std::string cdi_dir_;
   // First registration retry delay (the daemon doubles it up to its max).
   std::chrono::milliseconds retry_{100};
+  std::chrono::milliseconds watcher_fallback_{30000};
 };
 
 // One mutation of rail 1 (mlx5_0, 0000:0b:00.0, enp11s0f0np0) and how to undo it.
@@ -457,6 +459,23 @@ TEST_F(DpLiveTest, RoceCountersOfEachResourcesPortsAreInMetrics) {
   EXPECT_THAT(text, HasSubstr("rdmashare_rdma_port_data_bytes_total{resource=\"spidernet.io/"
                               "shared_cx5_gpu8\",ibdev=\"mlx5_7\",port=\"1\",netdev=\""
                               "enp18s0f0np0\",direction=\"rx\"} 1024\n"));
+}
+
+// plugins_registry/ exists (a DaemonSet's DirectoryOrCreate made it) but this kubelet does
+// not watch it: after watcher_fallback_after the daemon registers on kubelet.sock instead.
+TEST_F(DpLiveTest, UnwatchedPluginRegistryFallsBackToKubeletSock) {
+  ASSERT_OK(env_.EnablePluginWatcher());  // the directory only; the kubelet serves kubelet.sock
+  watcher_fallback_ = std::chrono::milliseconds(300);
+  retry_ = std::chrono::milliseconds(20);
+  StartDaemon(LiveConfig());
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  for (const std::string& r : WalkthroughResources()) {
+    std::optional<ResourceState> st = env_.kubelet().Resource(r);
+    ASSERT_TRUE(st.has_value()) << r;
+    EXPECT_EQ(st->endpoint.find(env_.kubelet_dir() + "/device-plugins/rdmashare-"), 0u)
+        << st->endpoint;
+  }
+  EXPECT_TRUE(WaitFor([&] { return daemon_->Ready().ok(); }));
 }
 
 TEST_F(DpLiveTest, ReadyOnlyOnceEveryResourceIsRegistered) {
