@@ -178,8 +178,12 @@ void NetlinkEventSource::DrainLinks(EventBatch* batch) {
       return;
     }
     int len = static_cast<int>(n);
+    // NLMSG_OK compares the u32 nlmsg_len with the int length (clang: -Wsign-compare).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
     for (auto* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, len);
          h = NLMSG_NEXT(h, len)) {
+#pragma GCC diagnostic pop
       if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) {
         ++batch->ignored;
         continue;

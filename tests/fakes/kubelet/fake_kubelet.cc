@@ -229,6 +229,7 @@ absl::Status FakeKubelet::Start() {
 
   if (options_.plugin_watcher) {
     absl::Status st = [&]() -> absl::Status {
+      lifecycle_mu_.AssertHeld();  // Start holds it; the analysis does not see into lambdas
       RETURN_IF_ERROR(MakeDirs(plugins_registry_dir(), 0755));
       // Kubelet's device-plugin watcher handler leaves this marker in device-plugins/.
       RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "DEPRECATION"), ""));
@@ -812,7 +813,10 @@ bool FakeKubelet::WaitFor(const std::function<bool(const FakeKubelet&)>& cond,
     bool changed;
     {
       absl::MutexLock lock(&change_mu_);
-      auto version_moved = [this, seen]() { return change_version_ != seen; };
+      auto version_moved = [this, seen]() {
+        change_mu_.AssertReaderHeld();  // absl::Condition runs it under the lock
+        return change_version_ != seen;
+      };
       changed = change_mu_.AwaitWithDeadline(absl::Condition(&version_moved), deadline);
     }
     if (!changed) return cond(*this);

@@ -141,7 +141,10 @@ class TestPlugin final : public v1beta1::DevicePlugin::Service {
         continue;
       }
       // The sync server has no cancellation callback: re-check the context now and then.
-      auto changed = [this, sent] { return shutting_down_ || version_ != sent; };
+      auto changed = [this, sent] {
+        mu_.AssertReaderHeld();  // absl::Condition runs it under the lock
+        return shutting_down_ || version_ != sent;
+      };
       mu_.AwaitWithTimeout(absl::Condition(&changed), absl::Milliseconds(20));
     }
     --open_streams_;
