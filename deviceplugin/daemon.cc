@@ -45,7 +45,7 @@ std::string DirOf(const std::string& path) {
 }  // namespace
 
 Daemon::Daemon(DaemonOptions options, std::unique_ptr<rdma::DeviceScanner> scanner,
-               std::unique_ptr<EventSource> events)
+               std::unique_ptr<rdma::EventSource> events)
     : options_(std::move(options)), scanner_(std::move(scanner)), events_(std::move(events)) {
   device_plugins_dir_ = JoinPath(options_.paths.kubelet_dir, "device-plugins");
   registry_dir_ = JoinPath(options_.paths.kubelet_dir, "plugins_registry");
@@ -494,7 +494,7 @@ bool Daemon::DrainConfigInotify() {
 }
 
 void Daemon::HandleDeviceEvents() {
-  EventBatch batch = events_->Drain();
+  rdma::EventBatch batch = events_->Drain();
   if (!batch.needs_reconcile()) return;
   if (metrics_.events) metrics_.events->Increment({}, batch.relevant);
   std::string samples;

@@ -32,11 +32,11 @@
 #include "common/unique_fd.h"
 #include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
-#include "deviceplugin/events.h"
 #include "deviceplugin/metrics.h"
 #include "deviceplugin/plugin_server.h"
 #include "deviceplugin/port_metrics.h"
 #include "deviceplugin/resource_pool.h"
+#include "rdma/device_events.h"
 #include "rdma/device_scanner.h"
 
 namespace rdmashare::deviceplugin {
@@ -74,7 +74,7 @@ class Daemon {
  public:
   // `events` may be null (periodic resync only).
   Daemon(DaemonOptions options, std::unique_ptr<rdma::DeviceScanner> scanner,
-         std::unique_ptr<EventSource> events = nullptr);
+         std::unique_ptr<rdma::EventSource> events = nullptr);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -162,7 +162,7 @@ class Daemon {
 
   DaemonOptions options_;
   std::unique_ptr<rdma::DeviceScanner> scanner_;
-  std::unique_ptr<EventSource> events_;
+  std::unique_ptr<rdma::EventSource> events_;
   std::unique_ptr<CdiSpecWriter> cdi_;
   Metrics metrics_;
   // RoCE port counters in /metrics (read at scrape time from the pools' snapshots).

@@ -15,13 +15,14 @@
 #include "common/logging.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
-#include "deviceplugin/events.h"
 #include "deviceplugin/flags.h"
 #include "deviceplugin/metrics.h"
 #include "deviceplugin/resource_pool.h"
 #include "fmt/format.h"
+#include "rdma/device_events.h"
 #include "rdma/device_scanner.h"
 #include "rdma/netns_mode.h"
+#include "rdma/udev_events.h"
 #include "spdlog/spdlog.h"
 
 namespace rdmashare::deviceplugin {
@@ -129,13 +130,22 @@ int Main(int argc, char** argv) {
   // Our sockets must be born private (0600), not only chmod'ed after bind.
   ::umask(077);
 
-  std::unique_ptr<EventSource> events;
-  absl::StatusOr<std::unique_ptr<NetlinkEventSource>> netlink = NetlinkEventSource::Open();
-  if (netlink.ok()) {
-    events = std::move(*netlink);
+  // libudev's monitor on the kernel source; the raw netlink socket if libudev refuses.
+  std::unique_ptr<rdma::EventSource> events;
+  absl::StatusOr<std::unique_ptr<rdma::UdevEventSource>> udev = rdma::UdevEventSource::Open();
+  if (udev.ok()) {
+    events = std::move(*udev);
   } else {
-    spdlog::warn("no kernel device events ({}); relying on the periodic rescan every {}s",
-                 netlink.status().message(), config->periodic_update_interval_s);
+    absl::StatusOr<std::unique_ptr<rdma::NetlinkEventSource>> netlink =
+        rdma::NetlinkEventSource::Open();
+    if (netlink.ok()) {
+      spdlog::warn("{}; reading kernel uevents from netlink directly", udev.status().message());
+      events = std::move(*netlink);
+    } else {
+      spdlog::warn("no kernel device events ({}; {}); relying on the periodic rescan every {}s",
+                   udev.status().message(), netlink.status().message(),
+                   config->periodic_update_interval_s);
+    }
   }
 
   MetricsRegistry registry;

@@ -31,8 +31,8 @@
 #include "common/unique_fd.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
-#include "deviceplugin/events.h"
 #include "fmt/format.h"
+#include "rdma/device_events.h"
 #include "rdma/device_scanner.h"
 #include "spdlog/spdlog.h"
 #include "tests/integration/deviceplugin/dp_test_env.h"
@@ -87,8 +87,8 @@ void FakeEventLatency(int runs) {
   opts.paths = env.node().paths();
   opts.paths.kubelet_dir = env.kubelet_dir();
   opts.config = *config;
-  auto events = std::make_unique<deviceplugin::FakeEventSource>();
-  deviceplugin::FakeEventSource* ev = events.get();
+  auto events = std::make_unique<rdma::FakeEventSource>();
+  rdma::FakeEventSource* ev = events.get();
   deviceplugin::Daemon daemon(opts, std::make_unique<rdma::SysfsDeviceScanner>(opts.paths),
                               std::move(events));
   if (!daemon.Start().ok()) Die("daemon start");

@@ -21,7 +21,6 @@
 #include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
-#include "deviceplugin/events.h"
 #include "deviceplugin/metrics.h"
 #include "deviceplugin/plugin_server.h"
 #include "fmt/format.h"
@@ -29,6 +28,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "rdma/device_events.h"
 #include "rdma/device_scanner.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/sinks/ringbuffer_sink.h"
@@ -40,8 +40,8 @@ namespace {
 
 using deviceplugin::Daemon;
 using deviceplugin::DaemonOptions;
-using deviceplugin::FakeEventSource;
 using deviceplugin::MetricsRegistry;
+using rdma::FakeEventSource;
 using ::rdmashare::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;

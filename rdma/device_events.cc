@@ -1,4 +1,4 @@
-#include "deviceplugin/events.h"
+#include "rdma/device_events.h"
 
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -11,18 +11,14 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/status_macros.h"
 #include "fmt/format.h"
 
-namespace rdmashare::deviceplugin {
+namespace rdmashare::rdma {
 namespace {
 
 constexpr size_t kMaxSamples = 4;
 constexpr int kRecvBuffer = 4 << 20;
-
-void AddSample(EventBatch* batch, std::string what) {
-  ++batch->relevant;
-  if (batch->samples.size() < kMaxSamples) batch->samples.push_back(std::move(what));
-}
 
 bool IsRelevantSubsystem(std::string_view s) {
   return s == "infiniband" || s == "infiniband_verbs" || s == "infiniband_mad" || s == "net" ||
@@ -39,6 +35,20 @@ absl::Status SocketError(const std::string& what) {
 }
 
 }  // namespace
+
+const char* const kUeventSubsystems[] = {"infiniband", "infiniband_verbs", "infiniband_mad", "net",
+                                         "pci"};
+
+void EventBatch::Add(std::string what) {
+  ++relevant;
+  if (samples.size() < kMaxSamples) samples.push_back(std::move(what));
+}
+
+std::optional<std::string> DescribeUevent(std::string_view action, std::string_view devpath,
+                                          std::string_view subsystem) {
+  if (!IsRelevantSubsystem(subsystem) || !IsRelevantAction(action)) return std::nullopt;
+  return fmt::format("uevent {}@{} ({})", action, devpath, subsystem);
+}
 
 EventSource::~EventSource() = default;
 
@@ -60,7 +70,7 @@ EventBatch FakeEventSource::Drain() {
   (void)n;
   EventBatch batch;
   absl::MutexLock lock(&mu_);
-  for (std::string& what : queued_) AddSample(&batch, std::move(what));
+  for (std::string& what : queued_) batch.Add(std::move(what));
   queued_.clear();
   return batch;
 }
@@ -84,8 +94,7 @@ std::optional<std::string> RelevantUevent(const char* data, size_t len) {
     if (kv.rfind("SUBSYSTEM=", 0) == 0) subsystem = kv.substr(10);
     pos = end + 1;
   }
-  if (!IsRelevantSubsystem(subsystem) || !IsRelevantAction(action)) return std::nullopt;
-  return fmt::format("uevent {}@{} ({})", action, devpath, subsystem);
+  return DescribeUevent(action, devpath, subsystem);
 }
 
 absl::StatusOr<std::unique_ptr<NetlinkEventSource>> NetlinkEventSource::Open() {
@@ -106,42 +115,54 @@ absl::StatusOr<std::unique_ptr<NetlinkEventSource>> NetlinkEventSource::Open() {
     return SocketError("bind NETLINK_KOBJECT_UEVENT group 1");
   }
 
-  src->route_fd_.Reset(
-      ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
-  if (!src->route_fd_.valid()) return SocketError("socket(NETLINK_ROUTE)");
-  if (::setsockopt(src->route_fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &kRecvBuffer,
-                   sizeof(kRecvBuffer)) != 0) {
-    ::setsockopt(src->route_fd_.get(), SOL_SOCKET, SO_RCVBUF, &kRecvBuffer, sizeof(kRecvBuffer));
+  ASSIGN_OR_RETURN(src->route_fd_, OpenLinkEventSocket());
+
+  ASSIGN_OR_RETURN(src->epoll_fd_, EpollOver({src->uevent_fd_.get(), src->route_fd_.get()}));
+  return src;
+}
+
+absl::StatusOr<UniqueFd> OpenLinkEventSocket() {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+  if (!fd.valid()) return SocketError("socket(NETLINK_ROUTE)");
+  // SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall back to what the limits allow.
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &kRecvBuffer, sizeof(kRecvBuffer)) != 0) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &kRecvBuffer, sizeof(kRecvBuffer));
   }
+  struct sockaddr_nl addr;
   std::memset(&addr, 0, sizeof(addr));
   addr.nl_family = AF_NETLINK;
   addr.nl_groups = RTMGRP_LINK;
-  if (::bind(src->route_fd_.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
     return SocketError("bind NETLINK_ROUTE RTNLGRP_LINK");
   }
+  return fd;
+}
 
-  src->epoll_fd_.Reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!src->epoll_fd_.valid()) return SocketError("epoll_create1");
-  for (int fd : {src->uevent_fd_.get(), src->route_fd_.get()}) {
+absl::StatusOr<UniqueFd> EpollOver(std::initializer_list<int> fds) {
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep.valid()) return SocketError("epoll_create1");
+  for (int fd : fds) {
     struct epoll_event ev;
     std::memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
     ev.data.fd = fd;
-    if (::epoll_ctl(src->epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return SocketError("epoll_ctl");
-    }
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return SocketError("epoll_ctl");
   }
-  return src;
+  return ep;
+}
+
+void ClearEpoll(int epoll_fd) {
+  // Level-triggered: the epoll fd stays readable while a member has data; the callers empty
+  // every member right after.
+  struct epoll_event evs[4];
+  (void)::epoll_wait(epoll_fd, evs, 4, 0);
 }
 
 EventBatch NetlinkEventSource::Drain() {
   EventBatch batch;
-  // Clear the epoll fd's readiness (level-triggered: it stays readable while a socket has data,
-  // and both are emptied below).
-  struct epoll_event evs[2];
-  (void)::epoll_wait(epoll_fd_.get(), evs, 2, 0);
+  ClearEpoll(epoll_fd_.get());
   DrainUevents(&batch);
-  DrainLinks(&batch);
+  DrainLinkEvents(route_fd_.get(), &batch);
   return batch;
 }
 
@@ -158,17 +179,17 @@ void NetlinkEventSource::DrainUevents(EventBatch* batch) {
       return;  // EAGAIN: drained
     }
     if (auto what = RelevantUevent(buf, static_cast<size_t>(n))) {
-      AddSample(batch, std::move(*what));
+      batch->Add(std::move(*what));
     } else {
       ++batch->ignored;
     }
   }
 }
 
-void NetlinkEventSource::DrainLinks(EventBatch* batch) {
+void DrainLinkEvents(int fd, EventBatch* batch) {
   alignas(struct nlmsghdr) char buf[16384];
   for (;;) {
-    ssize_t n = ::recv(route_fd_.get(), buf, sizeof(buf), 0);
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == ENOBUFS) {
@@ -201,11 +222,10 @@ void NetlinkEventSource::DrainLinks(EventBatch* batch) {
           name.assign(p, strnlen(p, RTA_PAYLOAD(a)));
         }
       }
-      AddSample(batch,
-                fmt::format("link {} ifindex={} {}", h->nlmsg_type == RTM_NEWLINK ? "new" : "del",
-                            ifi->ifi_index, name));
+      batch->Add(fmt::format("link {} ifindex={} {}", h->nlmsg_type == RTM_NEWLINK ? "new" : "del",
+                             ifi->ifi_index, name));
     }
   }
 }
 
-}  // namespace rdmashare::deviceplugin
+}  // namespace rdmashare::rdma

@@ -5,6 +5,8 @@
 // once. Events carry no data the daemon relies on: each one only triggers a reconcile (Scan ->
 // diff -> new snapshots), so a lost or coalesced event costs nothing as long as one scan follows.
 //
+//  * UdevEventSource (rdma/udev_events.h, libudev; what rdmashare-dp uses): libudev's monitor on
+//    the "kernel" source with subsystem filters, plus the same rtnetlink link socket.
 //  * NetlinkEventSource: the kernel's uevents (NETLINK_KOBJECT_UEVENT, group 1: the "kernel"
 //    source; no udevd is needed) for the subsystems infiniband, infiniband_verbs, infiniband_mad,
 //    net and pci with the actions add, remove, change, move, bind and unbind, plus rtnetlink
@@ -16,9 +18,11 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -26,7 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
 
-namespace rdmashare::deviceplugin {
+namespace rdmashare::rdma {
 
 // What one Drain() consumed.
 struct EventBatch {
@@ -41,6 +45,8 @@ struct EventBatch {
   std::vector<std::string> samples;
 
   bool needs_reconcile() const { return relevant > 0 || overflow; }
+  // Counts one relevant event; keeps its description among the first few samples.
+  void Add(std::string what);
 };
 
 class EventSource {
@@ -72,7 +78,25 @@ class FakeEventSource final : public EventSource {
 // (other subsystems or actions, libudev-format messages, malformed input). Pure; for tests.
 std::optional<std::string> RelevantUevent(const char* data, size_t len);
 
-// The kernel's uevents and rtnetlink link messages (see the file comment).
+// The uevent subsystems RDMA discovery follows.
+extern const char* const kUeventSubsystems[5];
+
+// "uevent ACTION@DEVPATH (SUBSYSTEM)" when the subsystem is one of kUeventSubsystems and the
+// action one of add, remove, change, move, bind, unbind; nullopt otherwise.
+std::optional<std::string> DescribeUevent(std::string_view action, std::string_view devpath,
+                                          std::string_view subsystem);
+
+// An rtnetlink socket joined to RTNLGRP_LINK (non-blocking, close-on-exec, 4 MiB receive
+// buffer), and the drain of its RTM_NEWLINK / RTM_DELLINK messages into `batch`.
+absl::StatusOr<UniqueFd> OpenLinkEventSocket();
+void DrainLinkEvents(int fd, EventBatch* batch);
+// An epoll fd over `fds` (EPOLLIN), and the clearing of its readiness before the members are
+// drained.
+absl::StatusOr<UniqueFd> EpollOver(std::initializer_list<int> fds);
+void ClearEpoll(int epoll_fd);
+
+// The kernel's uevents read from the raw netlink socket, and rtnetlink link messages (see the
+// file comment). The fallback when libudev's monitor cannot be had (rdma/udev_events.h).
 class NetlinkEventSource final : public EventSource {
  public:
   // Opens and binds both sockets (non-blocking, close-on-exec, 4 MiB receive buffers) and an
@@ -86,11 +110,10 @@ class NetlinkEventSource final : public EventSource {
  private:
   NetlinkEventSource() = default;
   void DrainUevents(EventBatch* batch);
-  void DrainLinks(EventBatch* batch);
 
   UniqueFd uevent_fd_;
   UniqueFd route_fd_;
   UniqueFd epoll_fd_;
 };
 
-}  // namespace rdmashare::deviceplugin
+}  // namespace rdmashare::rdma

@@ -1,5 +1,6 @@
-#include "deviceplugin/events.h"
+#include "rdma/device_events.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -11,8 +12,9 @@
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rdma/udev_events.h"
 
-namespace rdmashare::deviceplugin {
+namespace rdmashare::rdma {
 namespace {
 
 using ::rdmashare::testing::RunProgram;
@@ -135,5 +137,58 @@ TEST(NetlinkEventSourceTest, RealVethCreateAndLinkDownAreSeen) {
   EXPECT_EQ(Ip({"link", "del", a}).exit_code, 0);
 }
 
+// libudev's monitor (what rdmashare-dp runs): creating a veth pair raises net uevents; a uevent
+// of another subsystem causes no rescan (libudev drops it: for the kernel source its subsystem
+// filter runs in user space). The pair is made in this netns: the kernel delivers a netdev's
+// uevents only to its own netns.
+TEST(UdevEventSourceTest, NetUeventsAreSeenOtherSubsystemsFiltered) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a veth pair";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<UdevEventSource> src, UdevEventSource::Open());
+  const std::string a = fmt::format("rsuv{}a", ::getpid() % 100000);
+  const std::string b = fmt::format("rsuv{}b", ::getpid() % 100000);
+  (void)Ip({"link", "del", a});
+  while (Readable(src->fd(), std::chrono::milliseconds(100))) (void)src->Drain();
+  ASSERT_EQ(Ip({"link", "add", a, "type", "veth", "peer", "name", b}).exit_code, 0);
+  bool saw_uevent = false;
+  for (int i = 0; i < 50 && !saw_uevent; ++i) {
+    if (!Readable(src->fd(), std::chrono::milliseconds(100))) continue;
+    EventBatch batch = src->Drain();
+    for (const auto& s : batch.samples) {
+      if (s.find("uevent add@/devices/virtual/net/" + a + " (net)") == 0) saw_uevent = true;
+    }
+  }
+  EXPECT_TRUE(saw_uevent);
+  EXPECT_EQ(Ip({"link", "del", a}).exit_code, 0);
+  while (Readable(src->fd(), std::chrono::milliseconds(200))) (void)src->Drain();
+  // A uevent of an unrelated subsystem (/dev/null's "mem"): nothing relevant.
+  const std::string other = "/sys/class/mem/null/uevent";  // subsystem "mem"
+  int fd = ::open(other.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << other;
+  ssize_t n = ::write(fd, "change", 6);
+  ::close(fd);
+  ASSERT_EQ(n, 6);
+  if (Readable(src->fd(), std::chrono::milliseconds(300))) {
+    EXPECT_FALSE(src->Drain().needs_reconcile());
+  }
+}
+
+TEST(UdevEventSourceTest, LinkDownArrivesOverRtnetlink) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a veth pair";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<UdevEventSource> src, UdevEventSource::Open());
+  const std::string a = fmt::format("rsud{}a", ::getpid() % 100000);
+  const std::string b = fmt::format("rsud{}b", ::getpid() % 100000);
+  (void)Ip({"link", "del", a});
+  ASSERT_EQ(Ip({"link", "add", a, "type", "veth", "peer", "name", b}).exit_code, 0);
+  ASSERT_EQ(Ip({"link", "set", a, "up"}).exit_code, 0);
+  while (Readable(src->fd(), std::chrono::milliseconds(200))) (void)src->Drain();
+  ASSERT_EQ(Ip({"link", "set", a, "down"}).exit_code, 0);
+  ASSERT_TRUE(Readable(src->fd(), std::chrono::milliseconds(5000)));
+  EventBatch down = src->Drain();
+  EXPECT_TRUE(down.needs_reconcile());
+  ASSERT_FALSE(down.samples.empty());
+  EXPECT_THAT(down.samples[0], HasSubstr("link new"));
+  EXPECT_EQ(Ip({"link", "del", a}).exit_code, 0);
+}
+
 }  // namespace
-}  // namespace rdmashare::deviceplugin
+}  // namespace rdmashare::rdma
