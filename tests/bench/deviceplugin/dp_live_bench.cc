@@ -8,9 +8,12 @@
 //    from the SIOCSIFFLAGS ioctl taking the veth down (or up) to the fake kubelet holding the new
 //    list (kernel rtnetlink event -> rescan -> ListAndWatch); p50/p99 over N runs.
 // 3. Full rescan of a 64-HCA fake node (SysfsDeviceScanner::Scan), p50/p99.
+// 4. The uevent path alone: raw netlink socket vs libudev's monitor (what rdmashare-dp uses).
 // Printed beside the Go k8s-rdma-shared-dev-plugin's behaviour: it only rescans on its timer
 // (periodicUpdateInterval, default 60 s), so a change reaches kubelet after ~30 s on average.
+#include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +37,7 @@
 #include "fmt/format.h"
 #include "rdma/device_events.h"
 #include "rdma/device_scanner.h"
+#include "rdma/udev_events.h"
 #include "spdlog/spdlog.h"
 #include "tests/integration/deviceplugin/dp_test_env.h"
 
@@ -172,6 +176,49 @@ void VethLatency(const std::string& dp_binary, int runs) {
               s.max);
 }
 
+// The uevent path alone, per source: from write("change") to a veth's uevent file returning to
+// the source's Drain() reporting it (poll + drain), raw netlink socket vs libudev's monitor.
+// Both sources are open at once; each run measures one of them (alternating), then empties both.
+void UeventSourceLatency(int runs) {
+  const std::string a = fmt::format("rsbu{}a", ::getpid() % 100000);
+  Ip({"link", "del", a});
+  Ip({"link", "add", a, "type", "veth", "peer", "name",
+      fmt::format("rsbu{}b", ::getpid() % 100000)});
+  auto netlink = rdma::NetlinkEventSource::Open();
+  auto udev = rdma::UdevEventSource::Open();
+  if (!netlink.ok() || !udev.ok()) Die("cannot open both event sources");
+  rdma::EventSource* sources[2] = {netlink->get(), udev->get()};
+  auto readable = [](int fd, int ms) {
+    struct pollfd p = {fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+  };
+  auto empty = [&] {
+    for (rdma::EventSource* src : sources) {
+      while (readable(src->fd(), 20)) (void)src->Drain();
+    }
+  };
+  std::vector<double> ms[2];
+  const std::string path = "/sys/class/net/" + a + "/uevent";
+  for (int i = 0; i < 2 * runs; ++i) {
+    empty();
+    rdma::EventSource* src = sources[i % 2];
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), "change", 6) != 6) Die("write " + path);
+    auto t0 = Clock::now();
+    bool seen = false;
+    while (!seen && readable(src->fd(), 2000)) seen = src->Drain().relevant > 0;
+    if (!seen) Die("no uevent seen");
+    ms[i % 2].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  Ip({"link", "del", a});
+  Stats n = Summarize(ms[0]), u = Summarize(ms[1]);
+  std::printf("4. uevent -> Drain (net 'change' on a veth), %d runs each\n", runs);
+  std::printf("   raw netlink socket   p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n", n.p50, n.p99,
+              n.max);
+  std::printf("   libudev monitor      p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n\n", u.p50, u.p99,
+              u.max);
+}
+
 fakenode::NodeSpec SixtyFourHcas() {
   fakenode::NodeSpec spec;
   spec.rdma_cm = fakenode::DevNumber{10, 58};
@@ -233,5 +280,6 @@ int main(int argc, char** argv) {
       "   Go k8s-rdma-shared-dev-plugin: no events, periodic rescan only (default 60 s): a\n"
       "   change reaches kubelet after U(0, 60 s): expected ~30 s, p99 ~59.4 s\n\n");
   rdmashare::RescanCost(50);
+  rdmashare::UeventSourceLatency(runs);
   return 0;
 }
