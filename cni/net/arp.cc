@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -191,6 +192,73 @@ absl::StatusOr<std::optional<std::string>> ProbeGateway(int ifindex, const std::
     if (!found.ok() || found->has_value()) return found;
   }
   return std::nullopt;
+}
+
+absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::string& own_mac,
+                                                    const IpAddress& addr,
+                                                    const std::optional<IpAddress>& gateway,
+                                                    const ProbeOptions& conflict,
+                                                    std::chrono::milliseconds gateway_budget) {
+  using Clock = std::chrono::steady_clock;
+  if (auto s = RequireV4(addr, "probe"); !s.ok()) return s;
+  if (gateway) {
+    if (auto s = RequireV4(*gateway, "gateway probe"); !s.ok()) return s;
+  }
+  auto mac = ParseMac(own_mac);
+  if (!mac.ok()) return mac.status();
+  auto sock = ArpSocket::Open(ifindex);
+  if (!sock.ok()) return sock.status();
+  const Ip4 target = ToIp4(addr);
+  const Ip4 zero{};
+  const Ip4 gw = gateway ? ToIp4(*gateway) : zero;
+  const auto interval = std::max(conflict.interval, std::chrono::milliseconds(1));
+  const auto start = Clock::now();
+  const auto window_end = start + interval * std::max(conflict.count, 0);
+  const auto gateway_end = start + std::max(gateway_budget, std::chrono::milliseconds(0));
+  ProbeOutcome out;
+  int probes_sent = 0;
+  auto next_send = start;
+  for (;;) {
+    const auto now = Clock::now();
+    const bool window_open = now < window_end;
+    const bool want_gateway = gateway && !out.gateway_mac && now < gateway_end;
+    if (!window_open && !want_gateway) return out;
+    if (now >= next_send) {
+      if (window_open && probes_sent < conflict.count) {
+        if (auto s = sock->Send(ARPOP_REQUEST, *mac, zero, target); !s.ok()) return s;
+        ++probes_sent;
+      }
+      if (want_gateway) {
+        // A probe while the address may still be someone else's; a plain request after.
+        const Ip4& sender = window_open ? zero : target;
+        if (auto s = sock->Send(ARPOP_REQUEST, *mac, sender, gw); !s.ok()) return s;
+      }
+      next_send += interval;
+    }
+    auto until = std::min(
+        next_send, std::max(window_open ? window_end : now, want_gateway ? gateway_end : now));
+    if (until <= Clock::now()) until = next_send;
+    auto seen = sock->WaitFor(until, [&](const ArpPacket& p) {
+      if (std::memcmp(p.sha, mac->data(), 6) == 0) return false;
+      // Someone uses the address (RFC 5227 2.1.1: sender IP is ours), or probes for it at the
+      // same time (sender 0.0.0.0, target ours, request).
+      bool claims = std::memcmp(p.spa, target.data(), 4) == 0 ||
+                    (ntohs(p.op) == ARPOP_REQUEST && std::memcmp(p.spa, zero.data(), 4) == 0 &&
+                     std::memcmp(p.tpa, target.data(), 4) == 0);
+      if (claims && Clock::now() < window_end) {
+        out.conflict_mac = MacString(p.sha);
+        return true;
+      }
+      if (gateway && !out.gateway_mac && ntohs(p.op) == ARPOP_REPLY &&
+          std::memcmp(p.spa, gw.data(), 4) == 0) {
+        out.gateway_mac = MacString(p.sha);
+        return true;
+      }
+      return false;
+    });
+    if (!seen.ok()) return seen.status();
+    if (out.conflict_mac) return out;
+  }
 }
 
 absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddress& addr,

@@ -36,6 +36,30 @@ absl::StatusOr<std::optional<std::string>> ProbeGateway(int ifindex, const std::
                                                         const IpAddress& gateway,
                                                         const ProbeOptions& options);
 
+// What ProbeAddressAndGateway saw.
+struct ProbeOutcome {
+  // MAC of another host that claims the address (nullopt: nobody within the conflict window).
+  std::optional<std::string> conflict_mac;
+  // MAC of the gateway (nullopt: silent for the gateway budget, or no gateway probed).
+  std::optional<std::string> gateway_mac;
+};
+
+// Both checks at once on one socket, so a pod pays for the longer of the two, not their sum:
+//  - the RFC 5227 conflict probe for `addr`: `conflict.count` probes, `conflict.interval` apart;
+//    its window (count x interval) always runs to the end unless a conflict shows up earlier;
+//  - when `gateway` is set, ARP requests for it every `conflict.interval` until it answers or
+//    `gateway_budget` has passed. While the conflict window is open the requests carry sender
+//    0.0.0.0 (an ARP probe: the address is not claimed before it is known to be free, and a
+//    host answers probes for its own address); afterwards they carry `addr`, for gateways that
+//    ignore probes.
+// Returns as soon as a conflict is seen, or once the conflict window has passed and the gateway
+// has answered (or its budget ran out). Call inside the pod namespace; nothing is configured.
+absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::string& own_mac,
+                                                    const IpAddress& addr,
+                                                    const std::optional<IpAddress>& gateway,
+                                                    const ProbeOptions& conflict,
+                                                    std::chrono::milliseconds gateway_budget);
+
 // RFC 5227 announcement (gratuitous ARP request, sender = target = `addr`), `count` times.
 absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddress& addr,
                              int count = 1);

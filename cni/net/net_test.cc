@@ -374,6 +374,73 @@ TEST_F(ArpTest, AnnouncementUpdatesTheNeighbourCache) {
   EXPECT_TRUE(::rdmashare::testing::WaitFor([&] { return std::system(cmd.c_str()) == 0; }));
 }
 
+// The combined probe: a free address and an answering gateway take the conflict window (not
+// the window plus the gateway's answer), and the gateway was asked with an ARP probe (sender
+// 0.0.0.0, which a Linux host answers) so the address was never claimed.
+TEST_F(ArpTest, CombinedProbeFreeAddressAnsweringGatewayTakesOneWindow) {
+  NetNs peer = peer_.Open();
+  ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));
+  ProbeOptions window{3, std::chrono::milliseconds(30)};
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(
+      ProbeOutcome out,
+      ProbeAddressAndGateway(vb_.index, vb_.mac, *ParseIp("10.9.0.50"), *ParseIp("10.9.0.1"),
+                             window, std::chrono::milliseconds(500)));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(out.conflict_mac.has_value());
+  ASSERT_TRUE(out.gateway_mac.has_value());
+  EXPECT_EQ(*out.gateway_mac, va_mac_);
+  EXPECT_GE(took, std::chrono::milliseconds(90));  // the whole conflict window ran
+  EXPECT_LT(took, std::chrono::milliseconds(400));
+  // The probe-form requests did not teach the gateway 10.9.0.50 -> our MAC.
+  std::string neigh =
+      fmt::format("ip -n {} neigh show 10.9.0.50 | grep -q {}", host_.name(), vb_.mac);
+  EXPECT_NE(std::system(neigh.c_str()), 0);
+}
+
+TEST_F(ArpTest, CombinedProbeStopsAtTheFirstConflict) {
+  NetNs peer = peer_.Open();
+  ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));
+  ProbeOptions window{3, std::chrono::milliseconds(200)};
+  auto start = std::chrono::steady_clock::now();
+  // 10.9.0.1 is the other host's own address.
+  ASSERT_OK_AND_ASSIGN(
+      ProbeOutcome out,
+      ProbeAddressAndGateway(vb_.index, vb_.mac, *ParseIp("10.9.0.1"), *ParseIp("10.9.0.1"), window,
+                             std::chrono::milliseconds(500)));
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(out.conflict_mac.has_value());
+  EXPECT_EQ(*out.conflict_mac, va_mac_);
+  EXPECT_LT(took, std::chrono::milliseconds(400));  // well before the 600 ms window
+}
+
+TEST_F(ArpTest, CombinedProbeSilentGatewayUsesItsWholeBudget) {
+  NetNs peer = peer_.Open();
+  ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));
+  ProbeOptions window{2, std::chrono::milliseconds(30)};
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(
+      ProbeOutcome out,
+      ProbeAddressAndGateway(vb_.index, vb_.mac, *ParseIp("10.9.0.50"), *ParseIp("10.9.0.77"),
+                             window, std::chrono::milliseconds(250)));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(out.conflict_mac.has_value());
+  EXPECT_FALSE(out.gateway_mac.has_value());
+  EXPECT_GE(took, std::chrono::milliseconds(245));
+  EXPECT_LT(took, std::chrono::seconds(2));
+}
+
+TEST_F(ArpTest, CombinedProbeWithoutGatewayIsTheConflictWindow) {
+  NetNs peer = peer_.Open();
+  ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));
+  ASSERT_OK_AND_ASSIGN(
+      ProbeOutcome out,
+      ProbeAddressAndGateway(vb_.index, vb_.mac, *ParseIp("10.9.0.50"), std::nullopt,
+                             {2, std::chrono::milliseconds(20)}, std::chrono::milliseconds(500)));
+  EXPECT_FALSE(out.conflict_mac.has_value());
+  EXPECT_FALSE(out.gateway_mac.has_value());
+}
+
 TEST(ArpArgsTest, V6AddressesAreInvalidArgument) {
   EXPECT_THAT(ProbeAddressConflict(1, "02:00:00:00:00:01", *ParseIp("fd00::1"), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an IPv4")));
