@@ -11,6 +11,7 @@
 
 #include "cni/macvlan/plugin.h"
 #include "cni/protocol/request.h"
+#include "common/failpoint.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -62,6 +63,8 @@ void RunAfterReply(const std::function<void()>& work) {
     ::dup2(devnull, STDERR_FILENO);
   }
   ::setsid();
+  // Tests kill the child here to prove the deletion really happens after the answer.
+  RDMASHARE_FAILPOINT("macvlan.del.deferred");
   work();
   spdlog::shutdown();
   ::_exit(0);

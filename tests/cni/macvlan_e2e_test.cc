@@ -833,6 +833,27 @@ TEST_F(MacvlanE2eTest, DeferredDelFreesNameAddressAndRulesBeforeAnsweringThenLin
       << MacvlanLinks(pod);
 }
 
+// The deletion must come after the answer: with the deferred child killed before it deletes,
+// the renamed link is still there once DEL has answered (a synchronous delete would leave
+// nothing), stripped of its address and rules; the next DEL of the interface removes it.
+TEST_F(MacvlanE2eTest, DeferredDelDeletesTheLinkOnlyAfterAnswering) {
+  Start(1);
+  std::string pod = h_->AddPod();
+  json conf = RailConf(1, "1.0.0", data_.path());
+  ASSERT_EQ(Add("defer2", pod, "net1", conf).exit_code, 0);
+  auto env = Env("DEL", "defer2", pod, "net1");
+  env["RDMASHARE_FAILPOINT"] = "macvlan.del.deferred";
+  PluginRun del = h_->Run(kMacvlan, env, conf.dump());
+  ASSERT_EQ(del.exit_code, 0) << del.stdout_data;
+  std::string ns = RailHarness::NsName(pod);
+  EXPECT_THAT(MacvlanLinks(pod), HasSubstr(macvlan::DeadLinkName("defer2", "net1")));
+  EXPECT_THAT(RailHarness::Ip(ns, "-4 addr show"), ::testing::Not(HasSubstr("172.16.11.")));
+  EXPECT_THAT(RailHarness::Ip(ns, "rule show"), ::testing::Not(HasSubstr("lookup 100")));
+  ASSERT_EQ(Del("defer2", pod, "net1", conf).exit_code, 0);
+  EXPECT_TRUE(rdmashare::testing::WaitFor([&] { return MacvlanLinks(pod).empty(); }))
+      << MacvlanLinks(pod);
+}
+
 TEST_F(MacvlanE2eTest, AddRightAfterDeferredDelOfTheSameInterfaceSucceeds) {
   Start(1);
   std::string pod = h_->AddPod();
