@@ -598,7 +598,8 @@ TEST(TestWorkload, ImageIsPinnedAndEveryResourceItUsesMountsTheCli) {
       mounted.insert(e.value("resourcePrefix", "") + "/" + e.value("resourceName", ""));
     }
   }
-  for (const auto& [name, value] : Container(ds)["resources"]["limits"].items()) {
+  json container = Container(ds);
+  for (const auto& [name, value] : container["resources"]["limits"].items()) {
     if (name.find('/') == std::string::npos) continue;
     EXPECT_TRUE(mounted.count(name)) << name << " has no \"mountCli\": true in the ConfigMap";
   }

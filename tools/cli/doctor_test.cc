@@ -176,7 +176,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(DoctorTest, KubeletIsFoundByItsSocketOrItsPluginRegistry) {
   TestNode node(fakenode::Walkthrough8Rail());
-  const CheckResult* r = Find(Checks(node.paths(), rdma::NetnsMode::kShared), "kubelet", "node");
+  std::vector<CheckResult> sock_checks = Checks(node.paths(), rdma::NetnsMode::kShared);
+  const CheckResult* r = Find(sock_checks, "kubelet", "node");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->level, CheckLevel::kOk);
   EXPECT_THAT(r->detail, HasSubstr("kubelet.sock present: rdmashare-dp registers there"));
