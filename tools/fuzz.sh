@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan + coverage) into build-fuzz/ and runs each
-# for a bounded time over a scratch copy of its seed corpus. Prints the executions reached per
-# target; fails when any target crashes (the reproducer is kept under build-fuzz/artifacts/).
+# Builds the libFuzzer targets in the ASan + UBSan tree (build-asan/, clang, coverage in every
+# library; tools/setup.sh --asan) and runs each for a bounded time over a scratch copy of its seed
+# corpus. Prints the executions reached per target; fails when any target crashes (the
+# reproducer is kept under build-asan/artifacts/).
 #
 #   tools/fuzz.sh [seconds-per-target] [target-name-filter]     (default 10 s, all targets)
 #
@@ -12,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 filter=${2:-}
-build_dir=build-fuzz
+# The ASan + UBSan tree (tools/setup.sh --asan: clang, coverage hooks in every library), which
+# builds the fuzzers beside the tests.
+build_dir=build-asan
 
 # name -> corpus directory (relative to the repo) ; binary names are fuzz_<name> unless listed.
 declare -A corpus=(
@@ -30,11 +33,7 @@ done
 ((${#targets[@]})) || { echo "fuzz.sh: no target matches '$filter'" >&2; exit 2; }
 
 if [[ ! -f $build_dir/build.ninja ]]; then
-  # Libraries get coverage instrumentation too (fuzzer-no-link), or libFuzzer would be blind to
-  # the parsers it is meant to explore; RDMASHARE_SANITIZE adds ASan + UBSan everywhere.
-  CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DRDMASHARE_SANITIZE=ON \
-    -DRDMASHARE_BENCHMARKS=OFF -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link \
-    -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
+  bash tools/setup.sh --asan
 fi
 ninja -C "$build_dir" -j "$(nproc)" "${targets[@]}"
 
@@ -45,7 +44,7 @@ mkdir -p "$work" "$build_dir/artifacts"
 failed=()
 report=()
 for t in "${targets[@]}"; do
-  bin=$(find "$build_dir" -type f -name "$t" -perm -u+x | head -n 1)
+  bin=$(find "$build_dir/" -type f -name "$t" -perm -u+x | head -n 1)
   if [[ -z $bin ]]; then
     echo "fuzz.sh: binary $t not found in $build_dir" >&2
     failed+=("$t")

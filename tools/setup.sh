@@ -2,7 +2,8 @@
 # Installs every Debian 12 package rdmashare needs (idempotent, non-interactive) and builds.
 #
 #   tools/setup.sh                 install + configure + build into build/ (RelWithDebInfo)
-#   tools/setup.sh --asan          ... into build-asan/ with AddressSanitizer + UBSan
+#   tools/setup.sh --asan          ... into build-asan/ with AddressSanitizer + UBSan (clang; the
+#                                  libFuzzer targets are built there too)
 #   tools/setup.sh --tsan          ... into build-tsan/ with ThreadSanitizer, only the test
 #                                  binaries that do not link gRPC (and what they run)
 #   tools/setup.sh --deps-only     install packages only
@@ -25,9 +26,16 @@ PACKAGES=(
 mode=build
 build_dir=build
 cmake_args=()
+cmake_env=()
 for arg in "$@"; do
   case "$arg" in
-    --asan) build_dir=build-asan; cmake_args+=(-DRDMASHARE_SANITIZE=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
+    # clang, with coverage hooks in every library (fuzzer-no-link): the same tree then also
+    # builds the libFuzzer targets (tools/fuzz.sh), and clang's -Wthread-safety checks the
+    # ABSL_GUARDED_BY annotations of everything it compiles.
+    --asan) build_dir=build-asan; cmake_env=(CC=clang CXX=clang++)
+            cmake_args+=(-DRDMASHARE_SANITIZE=ON -DRDMASHARE_BENCHMARKS=OFF
+                         -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
+                         -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link) ;;
     --tsan) build_dir=build-tsan; cmake_args+=(-DRDMASHARE_TSAN=ON -DRDMASHARE_BENCHMARKS=OFF) ;;
     --release) build_dir=build-release; cmake_args+=(-DCMAKE_BUILD_TYPE=Release -DRDMASHARE_FAILPOINTS=OFF) ;;
     --deps-only) mode=deps ;;
@@ -56,7 +64,7 @@ fi
 
 jobs=$(nproc)
 if [[ ! -f $build_dir/build.ninja ]]; then
-  cmake -S . -B "$build_dir" -G Ninja "${cmake_args[@]}" >/dev/null
+  env "${cmake_env[@]}" cmake -S . -B "$build_dir" -G Ninja "${cmake_args[@]}" >/dev/null
 fi
 if [[ $build_dir == build-tsan ]]; then
   # Test executables whose link line (and order-only dependencies, i.e. the binaries they run)
