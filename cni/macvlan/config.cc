@@ -119,6 +119,9 @@ absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
   v.reset();
   if (auto s = GetInt(raw, "probeIntervalMs", net, 10, 1000, &v); !s.ok()) return s;
   if (v) c.probe_interval_ms = static_cast<int>(*v);
+  v.reset();
+  if (auto s = GetInt(raw, "gatewayTimeoutMs", net, 10, 10000, &v); !s.ok()) return s;
+  if (v) c.gateway_timeout_ms = static_cast<int>(*v);
   b.reset();
   if (auto s = GetBool(raw, "deferLinkDelete", net, &b); !s.ok()) return s;
   c.defer_link_delete = b.value_or(true);

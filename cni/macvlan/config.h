@@ -13,7 +13,10 @@
 //   routeTable      policy table; default 100 + k - 1 for ifname "netk" (k = 1..153)
 //   rulePriority    priority of "from <ip> lookup <table>" rules, default 1000
 //   detectGateway, detectIPConflict   default: on when the address has a gateway
-//   probeCount (3), probeIntervalMs (100)   bounded ARP probes
+//   probeCount (3), probeIntervalMs (25)   the conflict probe's window (count x interval; 3
+//                   probes so one lost packet cannot hide a conflict); the gateway is asked
+//                   during the same window
+//   gatewayTimeoutMs (500)   how long the gateway may take to answer
 //   deferLinkDelete default true: DEL renames the pod interface out of the way, removes its
 //                   addresses and rules, answers, and deletes the link after replying (the
 //                   kernel's link teardown waits for an RCU barrier, ~20 ms); false = delete
@@ -43,7 +46,8 @@ struct MacvlanConfig {
   std::optional<bool> detect_gateway;
   std::optional<bool> detect_ip_conflict;
   int probe_count = 3;
-  int probe_interval_ms = 100;
+  int probe_interval_ms = 25;
+  int gateway_timeout_ms = 500;
   bool defer_link_delete = true;
   std::string sysfs_root;
   std::string log_file;
@@ -56,9 +60,9 @@ struct MacvlanConfig {
            policy_routing == o.policy_routing && route_table == o.route_table &&
            rule_priority == o.rule_priority && detect_gateway == o.detect_gateway &&
            detect_ip_conflict == o.detect_ip_conflict && probe_count == o.probe_count &&
-           probe_interval_ms == o.probe_interval_ms && defer_link_delete == o.defer_link_delete &&
-           sysfs_root == o.sysfs_root && log_file == o.log_file && log_level == o.log_level &&
-           ipam_type == o.ipam_type;
+           probe_interval_ms == o.probe_interval_ms && gateway_timeout_ms == o.gateway_timeout_ms &&
+           defer_link_delete == o.defer_link_delete && sysfs_root == o.sysfs_root &&
+           log_file == o.log_file && log_level == o.log_level && ipam_type == o.ipam_type;
   }
 };
 

@@ -40,7 +40,7 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
       ParseMacvlanConfig(
           Conf(R"(,"master":"enp11s0f0np0","mode":"private","mtu":9000,"mac":"02:00:00:00:00:01",
                "policyRouting":false,"routeTable":120,"rulePriority":500,"detectGateway":false,
-               "detectIPConflict":true,"probeCount":2,"probeIntervalMs":50,"sysfsRoot":"/fake",
+               "detectIPConflict":true,"probeCount":2,"probeIntervalMs":50,"gatewayTimeoutMs":800,"sysfsRoot":"/fake",
                "logFile":"/tmp/x.log","logLevel":"debug","deferLinkDelete":false,
                "ipam":{"type":"rdmashare-ipam"})"),
           {}, "/sys"));
@@ -55,6 +55,7 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
   EXPECT_EQ(c.detect_ip_conflict, true);
   EXPECT_EQ(c.probe_count, 2);
   EXPECT_EQ(c.probe_interval_ms, 50);
+  EXPECT_EQ(c.gateway_timeout_ms, 800);
   EXPECT_EQ(c.sysfs_root, "/fake");
   EXPECT_FALSE(c.defer_link_delete);
   EXPECT_EQ(c.log_file, "/tmp/x.log");
@@ -111,6 +112,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"RouteTableZero", R"(,"routeTable":0)", 7, "\"routeTable\" must be in"},
         BadCase{"RulePriorityZero", R"(,"rulePriority":0)", 7, "\"rulePriority\" must be in"},
         BadCase{"ProbeCountHuge", R"(,"probeCount":100)", 7, "\"probeCount\" must be in"},
+        BadCase{"GatewayTimeoutTiny", R"(,"gatewayTimeoutMs":1)", 7,
+                "\"gatewayTimeoutMs\" must be in"},
         BadCase{"IpamWithoutType", R"(,"ipam":{})", 7, "ipam.type"},
         BadCase{"DetectGatewayNotBool", R"(,"detectGateway":1)", 7, "\"detectGateway\""}),
     [](const auto& info) { return info.param.name; });

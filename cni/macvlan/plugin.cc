@@ -387,14 +387,27 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   probe.count = ctx.config.probe_count;
   probe.interval = std::chrono::milliseconds(ctx.config.probe_interval_ms);
 
+  std::vector<std::string> announced;  // by the probe itself
   if (probing) {
+    // The conflict probe and the gateway check run at once (one window, not their sum), before
+    // the address is configured: a conflict leaves nothing to undo on the link.
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
+    const auto gateway_budget = std::chrono::milliseconds(ctx.config.gateway_timeout_ms);
     for (const auto& [ip, gw] : ips) {
-      if (!ip.IsV4() || !DetectConflict(ctx.config, gw.has_value())) continue;
-      auto owner = net::ProbeAddressConflict(ifindex, link.mac, ip, probe);
-      if (!owner.ok()) return AnnotateCni(owner.status(), "interface " + req.ifname);
-      if (owner->has_value()) {
+      if (!ip.IsV4()) continue;
+      const bool conflict = DetectConflict(ctx.config, gw.has_value());
+      const bool gateway = gw && gw->IsV4() && DetectGateway(ctx.config, true);
+      if (!conflict && !gateway) continue;
+      net::ProbeOptions window = probe;
+      if (!conflict) window.count = 0;
+      // One announcement once the address is known to be free (arp_notify is off while
+      // probing), from the probe's own socket.
+      auto out = net::ProbeAddressAndGateway(ifindex, link.mac, ip,
+                                             gateway ? gw : std::optional<IpAddress>(), window,
+                                             gateway_budget, /*announcements=*/1);
+      if (!out.ok()) return AnnotateCni(out.status(), "interface " + req.ifname);
+      if (out->conflict_mac) {
         if (InProcessIpam(ctx)) {
           if (auto s = ipam::IpamQuarantine(MakeIpamArgs(ctx), ip.AddrString()); !s.ok()) {
             spdlog::error("quarantine of {} failed: {}", ip.AddrString(), s.ToString());
@@ -403,8 +416,17 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
         return CniError(kAddressConflict,
                         fmt::format("interface {}: address {} is already in use on the rail "
                                     "(answered by {}); the address is quarantined",
-                                    req.ifname, ip.AddrString(), **owner),
+                                    req.ifname, ip.AddrString(), *out->conflict_mac),
                         "RFC 5227 ARP probe conflict");
+      }
+      announced.push_back(ip.AddrString());
+      if (gateway && !out->gateway_mac) {
+        return CniError(kGatewayUnreachable,
+                        fmt::format("interface {}: gateway {} of address {} did not answer ARP "
+                                    "within {} ms",
+                                    req.ifname, gw->AddrString(), ip.AddrString(),
+                                    ctx.config.gateway_timeout_ms),
+                        "gateway detection (detectGateway) failed");
       }
     }
   }
@@ -417,20 +439,9 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
     for (const auto& [ip, gw] : ips) {
-      if (!ip.IsV4() || !gw || !gw->IsV4() || !DetectGateway(ctx.config, true)) continue;
-      auto mac = net::ProbeGateway(ifindex, link.mac, ip, *gw, probe);
-      if (!mac.ok()) return AnnotateCni(mac.status(), "interface " + req.ifname);
-      if (!mac->has_value()) {
-        return CniError(kGatewayUnreachable,
-                        fmt::format("interface {}: gateway {} of address {} did not answer ARP "
-                                    "within {} x {} ms",
-                                    req.ifname, gw->AddrString(), ip.AddrString(), probe.count,
-                                    ctx.config.probe_interval_ms),
-                        "gateway detection (detectGateway) failed");
+      if (!ip.IsV4() || std::count(announced.begin(), announced.end(), ip.AddrString()) > 0) {
+        continue;
       }
-    }
-    for (const auto& [ip, gw] : ips) {
-      if (!ip.IsV4()) continue;
       if (auto s = net::AnnounceAddress(ifindex, link.mac, ip); !s.ok()) {
         spdlog::warn("interface {}: gratuitous ARP for {} failed: {}", req.ifname, ip.AddrString(),
                      s.ToString());

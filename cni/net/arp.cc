@@ -198,7 +198,8 @@ absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::stri
                                                     const IpAddress& addr,
                                                     const std::optional<IpAddress>& gateway,
                                                     const ProbeOptions& conflict,
-                                                    std::chrono::milliseconds gateway_budget) {
+                                                    std::chrono::milliseconds gateway_budget,
+                                                    int announcements) {
   using Clock = std::chrono::steady_clock;
   if (auto s = RequireV4(addr, "probe"); !s.ok()) return s;
   if (gateway) {
@@ -222,7 +223,14 @@ absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::stri
     const auto now = Clock::now();
     const bool window_open = now < window_end;
     const bool want_gateway = gateway && !out.gateway_mac && now < gateway_end;
-    if (!window_open && !want_gateway) return out;
+    if (!window_open && !want_gateway) {
+      if (!gateway || out.gateway_mac) {
+        for (int i = 0; i < announcements; ++i) {
+          if (auto s = sock->Send(ARPOP_REQUEST, *mac, target, target); !s.ok()) return s;
+        }
+      }
+      return out;
+    }
     if (now >= next_send) {
       if (window_open && probes_sent < conflict.count) {
         if (auto s = sock->Send(ARPOP_REQUEST, *mac, zero, target); !s.ok()) return s;

@@ -53,12 +53,16 @@ struct ProbeOutcome {
 //    host answers probes for its own address); afterwards they carry `addr`, for gateways that
 //    ignore probes.
 // Returns as soon as a conflict is seen, or once the conflict window has passed and the gateway
-// has answered (or its budget ran out). Call inside the pod namespace; nothing is configured.
+// has answered (or its budget ran out). Without a conflict (and with the gateway's answer when
+// one was asked for) it then sends `announcements` RFC 5227 announcements for `addr` from the
+// same socket: every AF_PACKET socket costs an RCU grace period at close, so one serves all.
+// Call inside the pod namespace; nothing is configured.
 absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::string& own_mac,
                                                     const IpAddress& addr,
                                                     const std::optional<IpAddress>& gateway,
                                                     const ProbeOptions& conflict,
-                                                    std::chrono::milliseconds gateway_budget);
+                                                    std::chrono::milliseconds gateway_budget,
+                                                    int announcements = 0);
 
 // RFC 5227 announcement (gratuitous ARP request, sender = target = `addr`), `count` times.
 absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddress& addr,

@@ -398,6 +398,24 @@ TEST_F(ArpTest, CombinedProbeFreeAddressAnsweringGatewayTakesOneWindow) {
   EXPECT_NE(std::system(neigh.c_str()), 0);
 }
 
+TEST_F(ArpTest, CombinedProbeAnnouncesTheFreeAddressFromItsOwnSocket) {
+  Sh(fmt::format("ip -n {} neigh replace 10.9.0.51 lladdr 02:00:00:00:00:99 dev va nud stale",
+                 host_.name()));
+  {
+    NetNs peer = peer_.Open();
+    ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));
+    ASSERT_OK_AND_ASSIGN(
+        ProbeOutcome out,
+        ProbeAddressAndGateway(vb_.index, vb_.mac, *ParseIp("10.9.0.51"), *ParseIp("10.9.0.1"),
+                               {2, std::chrono::milliseconds(20)}, std::chrono::milliseconds(500),
+                               1));
+    ASSERT_TRUE(out.gateway_mac.has_value());
+  }
+  std::string cmd =
+      fmt::format("ip -n {} neigh show 10.9.0.51 dev va | grep -q {}", host_.name(), vb_.mac);
+  EXPECT_TRUE(::rdmashare::testing::WaitFor([&] { return std::system(cmd.c_str()) == 0; }));
+}
+
 TEST_F(ArpTest, CombinedProbeStopsAtTheFirstConflict) {
   NetNs peer = peer_.Open();
   ASSERT_OK_AND_ASSIGN(ScopedNetNs scope, ScopedNetNs::Enter(peer));

@@ -1,6 +1,7 @@
-// cni_bench: ADD+DEL latency of rdmashare-macvlan + rdmashare-ipam (probes off) against Debian's
-// reference macvlan + host-local on the same master, in the same run (interleaved), plus the
-// wall time of 64 concurrent ADDs for each. Prints figures; asserts nothing. Our plugin runs
+// cni_bench: ADD+DEL latency of rdmashare-macvlan + rdmashare-ipam (probes off, and with the
+// default probes) against Debian's reference macvlan + host-local on the same master, in the
+// same run (interleaved), a walkthrough pod's 8 rails with probes on and off, plus the wall time
+// of 64 concurrent ADDs for each. Prints figures; asserts nothing. Our plugin runs
 // twice: as configured by default (DEL answers before the kernel finishes tearing the link down)
 // and with "deferLinkDelete": false (DEL answers after the link is gone, like the reference).
 //
@@ -124,7 +125,7 @@ int main(int argc, char** argv) {
     std::string path;
     ~Cleanup() { rdmashare::testing::RemoveTree(path); }
   } data{tmpl};
-  RailHarness h(1);
+  RailHarness h(8);
   Plugin ours{"rdmashare", RS_MACVLAN_BIN, std::string(RS_IPAM_DIR) + ":/usr/lib/cni",
               json{{"cniVersion", "1.0.0"},
                    {"name", "bench-ours"},
@@ -158,13 +159,22 @@ int main(int argc, char** argv) {
   ours_sync.label = "rdmashare-sync";
   ours_sync.conf["deferLinkDelete"] = false;
 
+  // The defaults: conflict probe (3 x 25 ms) and gateway check, at once, before the address
+  // goes on.
+  Plugin ours_probes = ours;
+  ours_probes.label = "rdmashare-probes";
+  ours_probes.conf.erase("detectGateway");
+  ours_probes.conf.erase("detectIPConflict");
+
   std::string pod = h.AddPod();
   // Warm-up (page cache, first exec).
   AddDel(h, ours, "warm", pod);
   WaitNoMacvlan(pod);
   AddDel(h, ours_sync, "warms", pod);
   AddDel(h, ref, "warm", pod);
-  std::vector<double> t_ours, t_sync, t_ref;
+  AddDel(h, ours_probes, "warmp", pod);
+  WaitNoMacvlan(pod);
+  std::vector<double> t_ours, t_sync, t_ref, t_probes;
   for (int i = 0; i < iterations; ++i) {
     // Interleaved so all see the same machine load.
     double a = AddDel(h, ours, fmt::format("o{}", i), pod);
@@ -172,11 +182,14 @@ int main(int argc, char** argv) {
     WaitNoMacvlan(pod);
     double b = AddDel(h, ref, fmt::format("r{}", i), pod);
     double c = AddDel(h, ours_sync, fmt::format("s{}", i), pod);
+    double d = AddDel(h, ours_probes, fmt::format("p{}", i), pod);
+    WaitNoMacvlan(pod);
     if (a >= 0) t_ours.push_back(a);
     if (b >= 0) t_ref.push_back(b);
     if (c >= 0) t_sync.push_back(c);
+    if (d >= 0) t_probes.push_back(d);
   }
-  if (t_ours.empty() || t_ref.empty() || t_sync.empty()) return 1;
+  if (t_ours.empty() || t_ref.empty() || t_sync.empty() || t_probes.empty()) return 1;
   double mo = Percentile(t_ours, 0.5), mr = Percentile(t_ref, 0.5);
   std::printf("ADD+DEL latency, %d iterations each (ms), master %s, probes off, leases in %s\n",
               iterations, RailHarness::RailNic(1).c_str(), parent.c_str());
@@ -189,6 +202,57 @@ int main(int argc, char** argv) {
   std::printf(
       "  median ratio ours/reference: %.3f (goal <= 0.5); with deferLinkDelete false: %.3f\n",
       mo / mr, Percentile(t_sync, 0.5) / mr);
+  std::printf("  %-38s median %7.2f  p99 %7.2f  min %7.2f  (goal median <= 120)\n",
+              "rdmashare, probes on (defaults)", Percentile(t_probes, 0.5),
+              Percentile(t_probes, 0.99), Percentile(t_probes, 0.0));
+
+  // A walkthrough pod: 8 rail ADDs then 8 DELs (Multus runs them one after the other), probes
+  // on (defaults) and off.
+  {
+    std::string pod8 = h.AddPod();
+    auto rail_conf = [&](const Plugin& base, int k) {
+      json c = base.conf;
+      c["name"] = fmt::format("{}-rail{}", base.label, k);
+      c["master"] = RailHarness::RailNic(k);
+      c["ipam"]["subnet"] = fmt::format("172.16.{}.0/24", 10 + k);
+      c["ipam"]["ips"] = json::array({fmt::format("172.16.{0}.10-172.16.{0}.99", 10 + k)});
+      c["ipam"]["gateway"] = RailHarness::RailGateway(k);
+      return c;
+    };
+    auto pod_cycle = [&](const Plugin& base, const std::string& id) -> double {
+      auto start = Clock::now();
+      for (int op = 0; op < 2; ++op) {
+        for (int k = 1; k <= 8; ++k) {
+          auto env = Env(op == 0 ? "ADD" : "DEL", id, pod8, base.cni_path);
+          env["CNI_IFNAME"] = fmt::format("net{}", k);
+          PluginRun r = h.Run(base.binary, env, rail_conf(base, k).dump());
+          if (r.exit_code != 0) {
+            std::fprintf(stderr, "%s rail %d: %s\n", base.label.c_str(), k, r.stdout_data.c_str());
+            return -1;
+          }
+        }
+      }
+      double ms = Ms(Clock::now() - start);
+      WaitNoMacvlan(pod8);
+      return ms;
+    };
+    std::vector<double> off8, on8;
+    int pods = std::max(5, iterations / 5);
+    for (int i = 0; i < pods; ++i) {
+      double a = pod_cycle(ours, fmt::format("pod-off{}", i));
+      double b = pod_cycle(ours_probes, fmt::format("pod-on{}", i));
+      if (a >= 0) off8.push_back(a);
+      if (b >= 0) on8.push_back(b);
+    }
+    if (!off8.empty() && !on8.empty()) {
+      std::printf("8-rail pod, 8 ADDs + 8 DELs, %d pods each (ms)\n", pods);
+      std::printf("  %-38s median %7.2f  p99 %7.2f\n", "probes off", Percentile(off8, 0.5),
+                  Percentile(off8, 0.99));
+      std::printf("  %-38s median %7.2f  p99 %7.2f  (%.1f ms per rail for the probes)\n",
+                  "probes on (defaults)", Percentile(on8, 0.5), Percentile(on8, 0.99),
+                  (Percentile(on8, 0.5) - Percentile(off8, 0.5)) / 8);
+    }
+  }
 
   std::vector<std::string> pods;
   for (int i = 0; i < 64; ++i) pods.push_back(h.AddPod());
