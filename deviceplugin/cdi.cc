@@ -10,6 +10,7 @@
 #include <set>
 
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -242,7 +243,7 @@ absl::StatusOr<bool> CdiSpecWriter::Write(const std::string& kind, const CdiCont
   if (old.ok()) {
     if (*old == content) return false;
     // Sanitizing is not injective ("a.b/c" and "a_b/c"): never overwrite another kind's spec.
-    auto j = nlohmann::json::parse(*old, nullptr, false);
+    nlohmann::json j = ParseJsonBounded(*old, path).value_or(nlohmann::json());
     if (j.is_object() && j.contains("kind") && j["kind"].is_string() &&
         j["kind"].get<std::string>() != kind) {
       return absl::AlreadyExistsError(

@@ -25,12 +25,21 @@
 #include "absl/strings/escaping.h"
 #include "cni/protocol/error.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni::ipam {
 namespace {
+
+// An etcd v3 JSON gateway answer (range answers hold base64 keys/values, at most 4 levels).
+absl::StatusOr<nlohmann::json> ParseEtcdJson(const std::string& body) {
+  JsonLimits limits;
+  limits.max_depth = 16;
+  limits.max_bytes = 64 << 20;
+  return ParseJsonBounded(body, "etcd answer", limits);
+}
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -824,7 +833,7 @@ absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request
       return resp.status();
     }
     if (!resp->keep_alive) conn_.reset();
-    json body = json::parse(resp->body, nullptr, false);
+    json body = ParseEtcdJson(resp->body).value_or(json());
     if (resp->status != 200) {
       std::string msg = body.is_object() && body.contains("error") && body["error"].is_string()
                             ? body["error"].get<std::string>()
@@ -950,8 +959,8 @@ absl::StatusOr<bool> EtcdClient::DeleteIfUnchanged(const std::string& key, int64
 }
 
 absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  json j = ParseEtcdJson(body).value_or(json());
+  if (j.is_null() || !j.is_object()) {
     return CniError(kIoFailure, "etcd: range answer is not a JSON object");
   }
   return ParseKvs(j);

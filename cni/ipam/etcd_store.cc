@@ -2,6 +2,7 @@
 
 #include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -16,11 +17,26 @@ std::string Str(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// A record value as etcd returned it: small and shallow (a reservation is one flat object), so
+// a hostile value cannot make us build or copy a deep document.
+absl::StatusOr<json> ParseRecordJson(const std::string& value) {
+  JsonLimits limits;
+  limits.max_depth = 8;
+  limits.max_bytes = 64 << 10;
+  return ParseJsonBounded(value, "record", limits);
+}
+
 }  // namespace
 
 std::string RecordProblem(const std::string& value) {
-  json j = json::parse(value, nullptr, false);
-  if (j.is_discarded()) return "not JSON";
+  absl::StatusOr<json> parsed = ParseRecordJson(value);
+  if (!parsed.ok()) {
+    return absl::IsInvalidArgument(parsed.status()) &&
+                   parsed.status().message().find("not valid JSON") != std::string_view::npos
+               ? "not JSON"
+               : std::string(parsed.status().message());
+  }
+  json j = *std::move(parsed);
   if (!j.is_object()) return "not a JSON object";
   for (const char* key :
        {"node", "network", "containerID", "ifname", "netns", "podNamespace", "podName", "podUID"}) {
@@ -79,7 +95,7 @@ Reservation DecodeEtcdRecord(const KeyValue& kv, const std::string& ip, const st
     r.error = fmt::format("etcd record {} is not a reservation ({}): '{}'", kv.key, problem, shown);
     return r;
   }
-  json j = json::parse(kv.value, nullptr, false);
+  json j = ParseRecordJson(kv.value).value_or(json());
   r.node = Str(j, "node");
   r.owner_network = Str(j, "network");
   r.container_id = Str(j, "containerID");
@@ -172,7 +188,7 @@ absl::StatusOr<int> ReleaseNode(EtcdClient* client, const std::string& prefix,
     if (!RecordProblem(kv.value).empty() || !IpAddr::Parse(kv.key.substr(ips.size())).ok()) {
       continue;
     }
-    json j = json::parse(kv.value, nullptr, false);
+    json j = ParseRecordJson(kv.value).value_or(json());
     if (Str(j, "node") != node) continue;
     ASSIGN_OR_RETURN(bool deleted, client->DeleteIfUnchanged(kv.key, kv.mod_revision));
     if (deleted) ++released;

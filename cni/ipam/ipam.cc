@@ -10,6 +10,7 @@
 #include "cni/protocol/error.h"
 #include "common/failpoint.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -80,7 +81,10 @@ absl::Status FlushJournal(Session& s, const Allocator& allocator) {
     std::string path = JoinPath(s.journal_dir, name);
     auto text = ReadFile(path);
     if (!text.ok()) continue;
-    json j = json::parse(*text, nullptr, false);
+    JsonLimits limits;
+    limits.max_depth = 8;
+    limits.max_bytes = 64 << 10;
+    json j = ParseJsonBounded(*text, path, limits).value_or(json());
     IpamArgs owner = s.args;
     bool ok = j.is_object() && j.value("containerID", json()).is_string() &&
               j.value("ifname", json()).is_string() && j.value("network", json()).is_string();

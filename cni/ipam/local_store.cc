@@ -18,6 +18,7 @@
 #include "cni/protocol/request.h"
 #include "common/failpoint.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "fmt/format.h"
@@ -75,7 +76,11 @@ bool AllDigits(const std::string& s) {
 void ReadMeta(const std::string& path, Reservation* r) {
   if (!PathExists(path)) return;
   auto text = ReadFile(path, 64 * 1024);
-  nlohmann::json meta = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  JsonLimits limits;
+  limits.max_depth = 8;
+  limits.max_bytes = 64 * 1024;
+  nlohmann::json meta = text.ok() ? ParseJsonBounded(*text, path, limits).value_or(nlohmann::json())
+                                  : nlohmann::json();
   if (!meta.is_object()) {
     spdlog::warn("ipam store: sidecar {} is unreadable; ignoring it", path);
     return;

@@ -99,12 +99,16 @@ absl::StatusOr<std::string> Run(const CniRequest& req) {
 
 int Main() {
   SetupPluginLogging(nlohmann::json());
-  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  std::string version = VersionFromStdin(input);
+  absl::StatusOr<std::string> input = ReadStdin(std::cin);
+  std::string version = input.ok() ? VersionFromStdin(*input) : kLatestVersion;
   absl::StatusOr<std::string> out;
   try {
-    auto req = ParseRequest(EnvironToMap(environ), input);
-    out = req.ok() ? Run(*req) : req.status();
+    if (!input.ok()) {
+      out = input.status();
+    } else {
+      auto req = ParseRequest(EnvironToMap(environ), *std::move(input));
+      out = req.ok() ? Run(*req) : req.status();
+    }
   } catch (const std::exception& e) {
     out = CniError(kIoFailure, std::string("rdmashare-ipam: unexpected exception: ") + e.what());
   }

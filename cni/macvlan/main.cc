@@ -10,6 +10,8 @@
 #include <string>
 
 #include "cni/macvlan/plugin.h"
+#include "cni/protocol/error.h"
+#include "cni/protocol/netconf.h"
 #include "cni/protocol/request.h"
 #include "common/failpoint.h"
 #include "nlohmann/json.hpp"
@@ -24,7 +26,8 @@ namespace {
 // Logging goes to stderr (warnings and up) or to "logFile" at "logLevel" (default info).
 void SetupPluginLogging(const std::string& stdin_data) {
   std::string file, level = "info";
-  auto j = nlohmann::json::parse(stdin_data, nullptr, false);
+  absl::StatusOr<nlohmann::json> parsed = rdmashare::cni::ParseCniJson(stdin_data, "stdin");
+  nlohmann::json j = parsed.ok() ? *std::move(parsed) : nlohmann::json();
   if (j.is_object()) {
     if (auto it = j.find("logFile"); it != j.end() && it->is_string()) file = *it;
     if (auto it = j.find("logLevel"); it != j.end() && it->is_string()) level = *it;
@@ -74,8 +77,13 @@ void RunAfterReply(const std::function<void()>& work) {
 
 int main() {
   try {
-    std::string stdin_data((std::istreambuf_iterator<char>(std::cin)),
-                           std::istreambuf_iterator<char>());
+    absl::StatusOr<std::string> input = rdmashare::cni::ReadStdin(std::cin);
+    if (!input.ok()) {
+      std::cout << rdmashare::cni::EncodeError(input.status(), rdmashare::cni::kLatestVersion)
+                << std::endl;
+      return 1;
+    }
+    std::string stdin_data = *std::move(input);
     SetupPluginLogging(stdin_data);
     rdmashare::HostPaths paths;
     auto out = rdmashare::cni::macvlan::RunMacvlan(rdmashare::cni::EnvironToMap(environ),

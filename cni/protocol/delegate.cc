@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cni/protocol/error.h"
+#include "cni/protocol/netconf.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -176,7 +177,8 @@ absl::StatusOr<std::string> DelegateCommand(const std::string& type, const std::
   ASSIGN_OR_RETURN(std::string binary, FindPlugin(type, request.path));
   ASSIGN_OR_RETURN(ExecOutput out, ExecPlugin(binary, DelegateEnv(request, command), netconf_json));
   if (out.exit_code == 0) return out.stdout_data;
-  nlohmann::json err = nlohmann::json::parse(out.stdout_data, nullptr, false);
+  absl::StatusOr<nlohmann::json> parsed = ParseCniJson(out.stdout_data, type + " output");
+  nlohmann::json err = parsed.ok() ? *std::move(parsed) : nlohmann::json();
   if (err.is_object() && err.contains("msg") && err["msg"].is_string()) {
     int code = kIoFailure;
     if (err.contains("code") && err["code"].is_number_integer() && err["code"].get<int>() > 0) {
@@ -196,7 +198,9 @@ absl::StatusOr<std::string> DelegateCommand(const std::string& type, const std::
 absl::StatusOr<Result> DelegateAdd(const std::string& type, const CniRequest& request,
                                    const std::string& netconf_json) {
   ASSIGN_OR_RETURN(std::string out, DelegateCommand(type, kCmdAdd, request, netconf_json));
-  nlohmann::json doc = nlohmann::json::parse(out, nullptr, false);
+  absl::StatusOr<nlohmann::json> parsed = ParseCniJson(out, type + " ADD output");
+  if (!parsed.ok()) return CniError(kDecodeFailure, std::string(parsed.status().message()));
+  nlohmann::json doc = *std::move(parsed);
   if (!doc.is_object()) {
     return CniError(kDecodeFailure, fmt::format("{} ADD: output is not a JSON result object", type),
                     out.substr(0, 512));

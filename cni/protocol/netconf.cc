@@ -5,6 +5,8 @@
 
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
+#include "common/json.h"
+#include "common/status_macros.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni {
@@ -81,11 +83,31 @@ bool VersionAtLeast(const std::string& version, const std::string& minimum) {
   return VersionParts(version) >= VersionParts(minimum);
 }
 
-absl::StatusOr<NetConf> ParseNetConf(std::string_view stdin_data) {
-  json doc = json::parse(stdin_data.begin(), stdin_data.end(), nullptr, false);
-  if (doc.is_discarded()) {
-    return CniError(kDecodeFailure, "network config on stdin is not valid JSON");
+absl::StatusOr<std::string> ReadStdin(std::istream& in, size_t max_bytes) {
+  std::string data;
+  char buf[65536];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    data.append(buf, static_cast<size_t>(in.gcount()));
+    if (data.size() > max_bytes) {
+      return CniError(
+          kDecodeFailure,
+          fmt::format("stdin: more than {} bytes (a network config is a few KiB)", max_bytes));
+    }
   }
+  return data;
+}
+
+absl::StatusOr<json> ParseCniJson(std::string_view text, std::string_view what) {
+  JsonLimits limits;
+  limits.max_depth = kMaxJsonDepth;
+  limits.max_bytes = kMaxStdinBytes;
+  absl::StatusOr<json> doc = ParseJsonBounded(text, what, limits);
+  if (!doc.ok()) return CniError(kDecodeFailure, std::string(doc.status().message()));
+  return doc;
+}
+
+absl::StatusOr<NetConf> ParseNetConf(std::string_view stdin_data) {
+  ASSIGN_OR_RETURN(json doc, ParseCniJson(stdin_data, "network config on stdin"));
   if (!doc.is_object()) {
     return CniError(kDecodeFailure, fmt::format("network config on stdin must be a JSON object, "
                                                 "got {}",
@@ -158,7 +180,8 @@ std::string EncodeVersionInfo(const std::string& cni_version) {
 }
 
 std::string VersionFromStdin(std::string_view stdin_data) {
-  json doc = json::parse(stdin_data.begin(), stdin_data.end(), nullptr, false);
+  absl::StatusOr<json> parsed = ParseCniJson(stdin_data, "stdin");
+  json doc = parsed.ok() ? *std::move(parsed) : json();
   if (doc.is_object()) {
     auto it = doc.find("cniVersion");
     if (it != doc.end() && it->is_string() && IsSupportedVersion(it->get<std::string>())) {

@@ -6,6 +6,7 @@
 // ill-typed fields, 1 (kIncompatibleVersion) for an unsupported cniVersion.
 #pragma once
 
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +67,21 @@ struct Attachment {
 // Parses and validates the stdin configuration. `name`, `type`, `cniVersion` are required
 // strings; `ipam`, `prevResult`, `runtimeConfig`, `args`, `dns` must be objects when present.
 absl::StatusOr<NetConf> ParseNetConf(std::string_view stdin_data);
+
+// Largest stdin a plugin reads (a network config with prevResult is a few KiB; 4 MiB leaves
+// room for large runtimeConfig sections and refuses a runaway writer).
+inline constexpr size_t kMaxStdinBytes = 4 << 20;
+// JSON nesting accepted from stdin and from delegated plugins' output (a network config nests
+// about 6 levels).
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// Reads the whole stdin, at most kMaxStdinBytes: more is code 6 (kDecodeFailure) "stdin: more
+// than N bytes" without reading it all.
+absl::StatusOr<std::string> ReadStdin(std::istream& in, size_t max_bytes = kMaxStdinBytes);
+
+// Parses JSON that came from outside (stdin, a delegated plugin's stdout) with the size and
+// depth caps above: code 6 (kDecodeFailure) naming `what` and the reason otherwise.
+absl::StatusOr<nlohmann::json> ParseCniJson(std::string_view text, std::string_view what);
 
 // True when `version` is one of kSupportedVersions.
 bool IsSupportedVersion(const std::string& version);

@@ -2,6 +2,7 @@
 
 #include "cni/ipam/config.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 
@@ -68,12 +69,16 @@ cni::ipam::IpamArgs ArgsFor(const PoolTarget& target) {
 absl::StatusOr<PoolTarget> LoadPoolTarget(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return absl::NotFoundError(std::string(text.status().message()));
-  json doc = json::parse(*text, nullptr, false);
-  if (doc.is_discarded()) {
+  absl::StatusOr<json> parsed = ParseJsonBounded(*text, path);
+  if (!parsed.ok()) {
+    if (parsed.status().message().find("not valid JSON") == std::string_view::npos) {
+      return absl::InvalidArgumentError(std::string(parsed.status().message()));
+    }
     return BadFile(path,
                    "not JSON (give a CNI network config, a conflist, or a "
                    "NetworkAttachmentDefinition from kubectl get net-attach-def NAME -o json)");
   }
+  json doc = *std::move(parsed);
   if (doc.is_object() && doc.value("kind", json()) == "NetworkAttachmentDefinition") {
     const json* config = nullptr;
     if (auto spec = doc.find("spec"); spec != doc.end() && spec->is_object()) {
@@ -82,10 +87,15 @@ absl::StatusOr<PoolTarget> LoadPoolTarget(const std::string& path) {
     if (config == nullptr) {
       return BadFile(path, "the NetworkAttachmentDefinition has no spec.config string");
     }
-    json conf = json::parse(config->get<std::string>(), nullptr, false);
-    if (conf.is_discarded()) {
+    absl::StatusOr<json> conf_parsed =
+        ParseJsonBounded(config->get<std::string>(), path + ": spec.config");
+    if (!conf_parsed.ok()) {
+      if (conf_parsed.status().message().find("not valid JSON") == std::string_view::npos) {
+        return absl::InvalidArgumentError(std::string(conf_parsed.status().message()));
+      }
       return BadFile(path, "spec.config of the NetworkAttachmentDefinition is not JSON");
     }
+    json conf = *std::move(conf_parsed);
     // Multus names the network after the object when the config has no name.
     if (conf.is_object() && !conf.contains("name")) {
       if (auto md = doc.find("metadata"); md != doc.end() && md->is_object()) {
