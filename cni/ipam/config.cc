@@ -219,6 +219,14 @@ absl::Status ParseStore(const json& store, StoreConfig* out) {
     }
     *field = std::chrono::milliseconds(it->get<long long>());
   }
+  if (auto it = store.find("maxResponseBytes"); it != store.end()) {
+    if (!it->is_number_integer() || it->get<long long>() < kMinMaxResponseBytes ||
+        it->get<long long>() > kMaxMaxResponseBytes) {
+      return Bad(fmt::format("store.maxResponseBytes must be an integer in {}..{}",
+                             kMinMaxResponseBytes, kMaxMaxResponseBytes));
+    }
+    out->max_response_bytes = it->get<uint64_t>();
+  }
   if (auto it = store.find("tls"); it != store.end() && !it->is_null()) {
     if (!it->is_object()) return Bad("store.tls must be an object {\"ca\", \"cert\", \"key\"}");
     for (const auto& [key, value] : it->items()) {
@@ -289,6 +297,7 @@ EtcdOptions EtcdOptionsFor(const StoreConfig& store) {
   o.endpoints = store.endpoints;
   o.dial_timeout = store.dial_timeout;
   o.request_timeout = store.request_timeout;
+  o.max_response_bytes = store.max_response_bytes;
   o.tls = store.tls;
   return o;
 }

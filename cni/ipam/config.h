@@ -19,6 +19,10 @@ namespace rdmashare::cni::ipam {
 // Default store directory (host-local's).
 inline constexpr char kDefaultDataDir[] = "/var/lib/cni/networks";
 
+// Bounds of store.maxResponseBytes (default kDefaultMaxResponseBytes, 64 MiB).
+inline constexpr long long kMinMaxResponseBytes = 64 * 1024;
+inline constexpr long long kMaxMaxResponseBytes = 1ll << 30;
+
 // A contiguous run of candidate addresses inside one subnet.
 struct AddrRange {
   IpNet subnet;
@@ -59,6 +63,8 @@ struct StoreConfig {
   std::string prefix = "/rdmashare/ipam";
   std::chrono::milliseconds dial_timeout{2000};
   std::chrono::milliseconds request_timeout{5000};
+  // "maxResponseBytes": the largest etcd answer body accepted (64 KiB..1 GiB).
+  uint64_t max_response_bytes = kDefaultMaxResponseBytes;
   // "tls": {"ca", "cert", "key"} (PEM files; ca required when present).
   EtcdTlsFiles tls;
 };

@@ -131,13 +131,16 @@ TEST(ParseIpamConfigTest, EtcdStoreSettings) {
   auto conf = ParseIpamConfig(json::parse(
       R"({"subnet":"10.0.0.0/24","pool":"gpu1-net11","nodeName":"worker1",
           "store":{"type":"etcd","endpoints":["127.0.0.1:2379","10.0.0.2:2379"],
-                   "prefix":"/x/","dialTimeoutMs":100,"requestTimeoutMs":900}})"));
+                   "prefix":"/x/","dialTimeoutMs":100,"requestTimeoutMs":900,
+                   "maxResponseBytes":1048576}})"));
   ASSERT_TRUE(conf.ok()) << conf.status();
   EXPECT_EQ(conf->store.type, "etcd");
   EXPECT_THAT(conf->store.endpoints, ElementsAre("127.0.0.1:2379", "10.0.0.2:2379"));
   EXPECT_EQ(conf->store.prefix, "/x");
   EXPECT_EQ(conf->store.dial_timeout, std::chrono::milliseconds(100));
   EXPECT_EQ(conf->store.request_timeout, std::chrono::milliseconds(900));
+  EXPECT_EQ(conf->store.max_response_bytes, 1048576u);
+  EXPECT_EQ(EtcdOptionsFor(conf->store).max_response_bytes, 1048576u);
   EXPECT_EQ(conf->pool, "gpu1-net11");
   auto node = ResolveNodeName(*conf);
   ASSERT_TRUE(node.ok());
@@ -322,6 +325,18 @@ INSTANTIATE_TEST_SUITE_P(
             "EtcdBadRequestTimeout",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"requestTimeoutMs":"5"}})",
             "store.requestTimeoutMs must be an integer"},
+        BadConfigCase{
+            "EtcdMaxResponseBytesTooSmall",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"maxResponseBytes":1000}})",
+            "store.maxResponseBytes must be an integer in 65536..1073741824"},
+        BadConfigCase{
+            "EtcdMaxResponseBytesTooLarge",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"maxResponseBytes":1073741825}})",
+            "store.maxResponseBytes must be an integer in 65536..1073741824"},
+        BadConfigCase{
+            "EtcdMaxResponseBytesNotInteger",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"maxResponseBytes":"64M"}})",
+            "store.maxResponseBytes must be an integer in 65536..1073741824"},
         BadConfigCase{
             "EtcdTlsNotObject",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":"/x"}})",

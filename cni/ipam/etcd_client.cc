@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "cni/ipam/http_response.h"
 #include "cni/protocol/error.h"
 #include "common/files.h"
 #include "common/json.h"
@@ -379,6 +380,11 @@ struct Transport {
 // Waits until `fd` is ready for `events`; Unavailable/DeadlineExceeded otherwise.
 absl::Status WaitFd(int fd, short events, Clock::time_point deadline, const char* what) {
   for (;;) {
+    // Checked before polling too: a peer that keeps the fd ready (one byte at a time) must not
+    // carry a loop past its deadline on poll(0)'s "ready" answers.
+    if (Clock::now() >= deadline) {
+      return absl::DeadlineExceededError(fmt::format("{} timed out", what));
+    }
     pollfd p{fd, events, 0};
     int r = poll(&p, 1, RemainingMs(deadline));
     if (r > 0) return absl::OkStatus();
@@ -445,122 +451,87 @@ absl::Status SendAll(Transport& t, const std::string& data, Clock::time_point de
   return absl::OkStatus();
 }
 
-// Reads more bytes into `buf`; Unavailable on error or EOF, DeadlineExceeded on timeout.
-absl::Status ReadMore(Transport& t, std::string* buf, Clock::time_point deadline) {
-  char tmp[16384];
+// The reason of the first queued OpenSSL error is "unexpected EOF while reading": the peer closed
+// the TCP connection without a TLS close_notify (OpenSSL 3 reports it as SSL_ERROR_SSL).
+bool SslUnexpectedEof(int err, int rc) {
+  if (err == SSL_ERROR_SSL) {
+    return ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+  }
+  // OpenSSL 1.1 reports it as SSL_ERROR_SYSCALL with nothing queued and no errno.
+  return err == SSL_ERROR_SYSCALL && rc == 0 && ERR_peek_error() == 0 && errno == 0;
+}
+
+// Reads what arrives next into `buf` (at most `cap` bytes), waiting at most until `deadline`.
+// Returns the byte count, 0 for a clean end of stream (TCP FIN; for TLS, a close_notify: a TLS
+// peer that just drops the connection may have truncated the answer, so that is an error).
+// Unavailable on errors, DeadlineExceeded on timeout.
+absl::StatusOr<size_t> ReadSome(Transport& t, char* buf, size_t cap, Clock::time_point deadline) {
   if (t.ssl != nullptr) {
     SigpipeGuard guard;  // a read may write (key updates, alerts)
     for (;;) {
       ERR_clear_error();
       errno = 0;
       size_t n = 0;
-      int rc = SSL_read_ex(t.ssl, tmp, sizeof(tmp), &n);
-      if (rc == 1) {
-        buf->append(tmp, n);
-        return absl::OkStatus();
-      }
+      int rc = SSL_read_ex(t.ssl, buf, cap, &n);
+      if (rc == 1) return n;
       int err = SSL_get_error(t.ssl, rc);
+      if (err == SSL_ERROR_ZERO_RETURN) return size_t{0};
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        absl::Status st =
-            WaitFd(t.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read");
-        if (absl::IsDeadlineExceeded(st)) {
-          return absl::DeadlineExceededError("no answer before the request timeout");
-        }
-        RETURN_IF_ERROR(st);
+        RETURN_IF_ERROR(
+            WaitFd(t.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read"));
         continue;
+      }
+      if (SslUnexpectedEof(err, rc)) {
+        ERR_clear_error();
+        return absl::UnavailableError(
+            "connection closed by the server without a TLS close_notify (answer truncated?)");
       }
       return SslFailure(t.ssl, rc, "read");
     }
   }
   for (;;) {
-    ssize_t n = recv(t.fd.get(), tmp, sizeof(tmp), 0);
-    if (n > 0) {
-      buf->append(tmp, static_cast<size_t>(n));
-      return absl::OkStatus();
-    }
-    if (n == 0) return absl::UnavailableError("connection closed by the server");
+    ssize_t n = recv(t.fd.get(), buf, cap, 0);
+    if (n >= 0) return static_cast<size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return absl::UnavailableError(fmt::format("recv: {}", strerror(errno)));
     }
-    absl::Status st = WaitFd(t.fd.get(), POLLIN, deadline, "read");
-    if (absl::IsDeadlineExceeded(st)) {
-      return absl::DeadlineExceededError("no answer before the request timeout");
-    }
-    RETURN_IF_ERROR(st);
+    RETURN_IF_ERROR(WaitFd(t.fd.get(), POLLIN, deadline, "read"));
   }
 }
 
-struct HttpResponse {
-  int status = 0;
-  std::string body;
-  bool keep_alive = true;
-};
-
-absl::StatusOr<HttpResponse> ReadResponse(Transport& fd, Clock::time_point deadline) {
-  std::string buf;
-  size_t header_end;
-  while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
-    if (buf.size() > 65536) return absl::UnavailableError("HTTP header too large");
-    RETURN_IF_ERROR(ReadMore(fd, &buf, deadline));
-  }
-  HttpResponse resp;
-  std::string head = buf.substr(0, header_end);
-  std::string rest = buf.substr(header_end + 4);
-  size_t line_end = head.find("\r\n");
-  std::string status_line = head.substr(0, line_end);
-  if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.size() < 12) {
-    return absl::UnavailableError(fmt::format("malformed HTTP status line '{}'", status_line));
-  }
-  resp.status = std::atoi(status_line.c_str() + 9);
-  long long content_length = -1;
-  bool chunked = false;
-  size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-  while (pos < head.size()) {
-    size_t e = head.find("\r\n", pos);
-    if (e == std::string::npos) e = head.size();
-    std::string line = head.substr(pos, e - pos);
-    pos = e + 2;
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = LowerAscii(line.substr(0, colon));
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && value[0] == ' ') value.erase(0, 1);
-    if (name == "content-length") content_length = std::atoll(value.c_str());
-    if (name == "transfer-encoding" && LowerAscii(value).find("chunked") != std::string::npos) {
-      chunked = true;
+// Reads one response through HttpResponseParser (see http_response.h for the framing rules and
+// limits). The deadline is checked before every read and every read waits at most the time left,
+// so neither a silent peer, a slow drip nor an endless stream outlives it. Parser errors keep
+// their codes (InvalidArgument, ResourceExhausted: the peer broke the protocol); a timeout is
+// DeadlineExceeded naming the stage reached; transport errors are Unavailable.
+absl::StatusOr<HttpResponse> ReadResponse(Transport& t, const HttpResponseLimits& limits,
+                                          Clock::time_point start, Clock::time_point deadline) {
+  HttpResponseParser parser(limits);
+  char buf[16384];
+  for (;;) {
+    absl::StatusOr<size_t> n = Clock::now() < deadline
+                                   ? ReadSome(t, buf, sizeof(buf), deadline)
+                                   : absl::StatusOr<size_t>(absl::DeadlineExceededError("late"));
+    if (absl::IsDeadlineExceeded(n.status())) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+      return absl::DeadlineExceededError(
+          fmt::format("timed out after {} ms reading the response's {} ({} bytes received)",
+                      ms.count(), parser.stage(), parser.consumed()));
     }
-    if (name == "connection" && LowerAscii(value) == "close") resp.keep_alive = false;
+    RETURN_IF_ERROR(n.status());
+    if (*n == 0) {
+      RETURN_IF_ERROR(parser.OnEof());
+      return parser.TakeResponse();
+    }
+    ASSIGN_OR_RETURN(size_t used, parser.Feed(std::string_view(buf, *n)));
+    if (parser.done()) {
+      HttpResponse resp = parser.TakeResponse();
+      // Bytes after the response were never asked for: the connection cannot be trusted.
+      if (used < *n) resp.keep_alive = false;
+      return resp;
+    }
   }
-  if (chunked) {
-    // Decode chunks: "<hex>\r\n<data>\r\n" ... "0\r\n\r\n".
-    size_t p = 0;
-    for (;;) {
-      size_t crlf;
-      while ((crlf = rest.find("\r\n", p)) == std::string::npos) {
-        RETURN_IF_ERROR(ReadMore(fd, &rest, deadline));
-      }
-      size_t len = std::strtoul(rest.substr(p, crlf - p).c_str(), nullptr, 16);
-      size_t data_start = crlf + 2;
-      while (rest.size() < data_start + len + 2) RETURN_IF_ERROR(ReadMore(fd, &rest, deadline));
-      if (len == 0) break;
-      resp.body.append(rest, data_start, len);
-      p = data_start + len + 2;
-    }
-  } else if (content_length >= 0) {
-    while (rest.size() < static_cast<size_t>(content_length)) {
-      RETURN_IF_ERROR(ReadMore(fd, &rest, deadline));
-    }
-    resp.body = rest.substr(0, static_cast<size_t>(content_length));
-  } else {
-    resp.keep_alive = false;
-    for (;;) {
-      absl::Status st = ReadMore(fd, &rest, deadline);
-      if (!st.ok()) break;
-    }
-    resp.body = rest;
-  }
-  return resp;
 }
 
 }  // namespace
@@ -799,9 +770,12 @@ std::string EtcdClient::ClientCertHint() const {
 
 absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request,
                                           Clock::time_point deadline, bool* retryable,
-                                          bool* dial_failed) {
+                                          bool* dial_failed, bool* broken) {
   *retryable = true;
   *dial_failed = false;
+  *broken = false;
+  HttpResponseLimits limits;
+  limits.max_body_bytes = options_.max_response_bytes;
   const Endpoint& ep = endpoints_[idx];
   bool reused = conn_ != nullptr && conn_endpoint_ == idx;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -816,9 +790,10 @@ absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request
       conn_endpoint_ = idx;
       reused = false;
     }
+    const Clock::time_point start = Clock::now();
     absl::Status st = SendAll(*conn_, request, deadline);
     absl::StatusOr<HttpResponse> resp =
-        st.ok() ? ReadResponse(*conn_, deadline) : absl::StatusOr<HttpResponse>(st);
+        st.ok() ? ReadResponse(*conn_, limits, start, deadline) : absl::StatusOr<HttpResponse>(st);
     if (!resp.ok()) {
       conn_.reset();
       // TLS 1.3 servers reject a client certificate (or its absence) after the client's side
@@ -827,6 +802,12 @@ absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request
         *dial_failed = true;
         return absl::Status(resp.status().code(),
                             fmt::format("{}{}", resp.status().message(), ClientCertHint()));
+      }
+      // The peer broke HTTP framing or a limit: it answered, so this is no stale connection,
+      // and asking again would only fetch the same garbage.
+      if (absl::IsInvalidArgument(resp.status()) || absl::IsResourceExhausted(resp.status())) {
+        *broken = true;
+        return resp.status();
       }
       // A kept-alive connection the server closed meanwhile: redial once.
       if (reused && !absl::IsDeadlineExceeded(resp.status())) continue;
@@ -863,21 +844,27 @@ absl::StatusOr<json> EtcdClient::Call(const std::string& path, const json& body)
   // Passes in which no endpoint even accepted a connection: after two, give up early (etcd is
   // down; a DEL journals, an ADD fails fast) instead of waiting for the whole request timeout.
   int refused_passes = 0;
+  // Endpoints that broke the protocol in this call: not asked again (their answer is garbage,
+  // possibly megabytes of it); the others still are.
+  std::vector<bool> broken(endpoints_.size(), false);
   for (;;) {
     bool all_dial_failed = true;
     for (size_t step = 0; step < endpoints_.size(); ++step) {
       size_t idx = (preferred_ + step) % endpoints_.size();
+      if (broken[idx]) continue;
       const Endpoint& ep = endpoints_[idx];
       std::string request = fmt::format(
           "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\n"
           "Content-Length: {}\r\n\r\n{}",
           path, ep.host.find(':') == std::string::npos ? ep.host : "[" + ep.host + "]", ep.port,
           payload.size(), payload);
-      bool retryable = true, dial_failed = false;
+      bool retryable = true, dial_failed = false, protocol_error = false;
       // One endpoint may hang (a member cut off from the leader keeps a proposal until its own
       // timeout): give each attempt a third of the budget so the others still get their turn.
       auto attempt_deadline = std::min(deadline, Clock::now() + attempt_budget);
-      auto out = Exchange(idx, request, attempt_deadline, &retryable, &dial_failed);
+      auto out =
+          Exchange(idx, request, attempt_deadline, &retryable, &dial_failed, &protocol_error);
+      broken[idx] = protocol_error;
       all_dial_failed = all_dial_failed && dial_failed;
       if (out.ok()) {
         preferred_ = idx;
@@ -889,6 +876,7 @@ absl::StatusOr<json> EtcdClient::Call(const std::string& path, const json& body)
       }
       if (RemainingMs(deadline) == 0) break;
     }
+    if (std::all_of(broken.begin(), broken.end(), [](bool b) { return b; })) break;
     if (all_dial_failed && ++refused_passes >= 2) break;
     if (RemainingMs(deadline) <= backoff.count()) break;
     std::this_thread::sleep_for(backoff);

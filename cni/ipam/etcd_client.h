@@ -27,6 +27,15 @@
 // <endpoint>: <cause>; ...", kEtcdUnreachableDetails). The connection is kept alive between
 // operations.
 //
+// Answers are untrusted: HttpResponseParser (http_response.h) frames them strictly (header
+// section <= 64 KiB and 100 fields, body <= max_response_bytes, chunk sizes and Content-Length
+// overflow-checked), the same for plain and TLS connections. Every read waits at most until the
+// attempt's deadline, which is also checked between reads, so a silent, slow-drip or endless
+// peer ends the attempt on time. An endpoint that breaks the framing or a limit is not asked
+// again within the operation (the others are); its cause ("response chunk size '-6' is not
+// hexadecimal") appears in the code-11 message. A body without Content-Length or chunked
+// framing counts only when the server closes the connection cleanly (TLS: close_notify).
+//
 // Thread-safe (operations are serialized by an internal mutex).
 #pragma once
 
@@ -41,6 +50,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "cni/ipam/http_response.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni::ipam {
@@ -61,6 +71,8 @@ struct EtcdOptions {
   std::vector<std::string> endpoints;
   std::chrono::milliseconds dial_timeout{2000};
   std::chrono::milliseconds request_timeout{5000};
+  // Largest response body accepted (store.maxResponseBytes); see http_response.h.
+  uint64_t max_response_bytes = kDefaultMaxResponseBytes;
   EtcdTlsFiles tls;
   // Consulted before DNS for host names in endpoints (injectable for tests).
   std::string hosts_file = kDefaultHostsFile;
@@ -142,10 +154,11 @@ class EtcdClient {
   std::string ClientCertHint() const;
 
   // One request/response on endpoint `idx` (reusing the kept-alive connection). Sets
-  // `retryable` when the next endpoint should be tried.
+  // `retryable` when the next endpoint should be tried, `dial_failed` when no connection was
+  // made, `broken` when the endpoint answered but broke HTTP framing or a limit.
   absl::StatusOr<nlohmann::json> Exchange(size_t idx, const std::string& request,
                                           std::chrono::steady_clock::time_point deadline,
-                                          bool* retryable, bool* dial_failed)
+                                          bool* retryable, bool* dial_failed, bool* broken)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EtcdOptions options_;

@@ -16,6 +16,7 @@
 //                    "routes", "dataDir"} for dual stack.
 //  store (both forms): "store": {"type": "local" (default) | "etcd", "endpoints": [...],
 //        "prefix" (default /rdmashare/ipam), "dialTimeoutMs" (2000), "requestTimeoutMs" (5000),
+//        "maxResponseBytes" (64 MiB, 65536..1073741824: largest etcd answer body accepted),
 //        "tls": {"ca", "cert", "key"} (PEM files; https:// endpoints need "ca"; see
 //        etcd_client.h)} (see etcd_store.h for the key layout); "pool": pool id in a shared store
 //        (default: the network name, so networks naming one pool share its addresses); "nodeName",
