@@ -26,13 +26,22 @@ bool FinishesWithin(const std::function<void()>& fn, const std::vector<std::stri
     done.get();
     return true;
   }
+  // Readers blocked in open(2) wake when a writer opens, and read EOF once it closes. Writers
+  // blocked in open(2) wake when a reader opens; those read ends stay open until `fn` returns,
+  // so a late write lands in the pipe buffer instead of raising SIGPIPE.
+  std::vector<int> read_ends;
   while (done.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
     for (const std::string& f : fifos) {
       int fd = ::open(f.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
       if (fd >= 0) ::close(fd);
+      if (read_ends.size() < 64) {
+        fd = ::open(f.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) read_ends.push_back(fd);
+      }
     }
   }
   done.get();
+  for (int fd : read_ends) ::close(fd);
   return false;
 }
 

@@ -16,8 +16,8 @@ void MakeFifo(const std::string& path);
 
 // Runs `fn` on a helper thread and returns true when it returns within `timeout`. Otherwise
 // keeps opening each of `fifos` for writing and closing it again (a reader blocked in open(2) or
-// read(2) on it then gets EOF) until `fn` returns, and returns false: a regression fails the test
-// instead of hanging it.
+// read(2) on it then gets EOF) and for reading (a writer blocked in open(2) proceeds) until `fn`
+// returns, and returns false: a regression fails the test instead of hanging it.
 bool FinishesWithin(const std::function<void()>& fn, const std::vector<std::string>& fifos,
                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
