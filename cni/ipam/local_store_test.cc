@@ -193,6 +193,9 @@ TEST_F(LocalStoreTest, ListRemovesTempFilesLeftByKilledWritersButNotFreshOnes) {
   WriteTestFile(Net(".tmp-172.16.11.2-4242-1"), "dead\r\nnet1");
   WriteTestFile(Net(".meta/.tmp-172.16.11.2-4242-2"), "{}");
   WriteTestFile(Net(".tmp-172.16.11.3-4243-1"), "writing\r\nnet1");  // a live writer's
+  // Today's names: ".tmp-<name>-<16 random hex digits>".
+  WriteTestFile(Net(".tmp-172.16.11.4-0123456789abcdef"), "dead\r\nnet1");
+  Age(Net(".tmp-172.16.11.4-0123456789abcdef"), old_age);
   Age(Net(".tmp-172.16.11.2-4242-1"), old_age);
   Age(Net(".meta/.tmp-172.16.11.2-4242-2"), old_age);
   WriteTestFile(Net("README"), "not ours");
@@ -200,6 +203,7 @@ TEST_F(LocalStoreTest, ListRemovesTempFilesLeftByKilledWritersButNotFreshOnes) {
   ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
   EXPECT_TRUE(all.empty());
   EXPECT_FALSE(PathExists(Net(".tmp-172.16.11.2-4242-1")));
+  EXPECT_FALSE(PathExists(Net(".tmp-172.16.11.4-0123456789abcdef")));
   EXPECT_FALSE(PathExists(Net(".meta/.tmp-172.16.11.2-4242-2")));
   EXPECT_TRUE(PathExists(Net(".tmp-172.16.11.3-4243-1")));
   EXPECT_TRUE(PathExists(Net("README")));
