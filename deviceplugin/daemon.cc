@@ -388,10 +388,16 @@ absl::Status Daemon::ReloadConfig() {
 
   std::map<std::string, const ResourceConfig*> wanted;
   for (const ResourceConfig& rc : config->resources) wanted[rc.FullName()] = &rc;
+  std::map<std::string, std::string> was_unserved;
   {
     // Resources not served are retried below from the new config (or are gone with it).
     absl::MutexLock lock(&entries_mu_);
-    unserved_.clear();
+    was_unserved.swap(unserved_);
+  }
+  for (const auto& [name, cause] : was_unserved) {
+    if (wanted.count(name) == 0 && metrics_.registered) {
+      metrics_.registered->RemoveMatching("resource", name);
+    }
   }
   int removed = 0, added = 0, changed = 0, kept = 0;
   // Remove what is gone or changed (a changed resource restarts with its new settings).
