@@ -239,7 +239,10 @@ absl::StatusOr<bool> CdiSpecWriter::Write(const std::string& kind, const CdiCont
   if (!dir_status.ok()) {
     return Annotate(dir_status, fmt::format("CDI spec directory {}", dir_));
   }
-  absl::StatusOr<std::string> old = ReadFile(path);
+  // Only a regular file is ever read back (a FIFO there must not block the daemon) or replaced:
+  // a directory, FIFO, device or symlink at our path is somebody else's doing, so this kind's
+  // spec fails with the reason and the caller decides what that costs.
+  absl::StatusOr<std::string> old = ReadFileNoFollow(path);
   if (old.ok()) {
     if (*old == content) return false;
     // Sanitizing is not injective ("a.b/c" and "a_b/c"): never overwrite another kind's spec.
@@ -250,6 +253,10 @@ absl::StatusOr<bool> CdiSpecWriter::Write(const std::string& kind, const CdiCont
           fmt::format("CDI spec {} for kind {}: the file holds the spec of kind {}", path, kind,
                       j["kind"].get<std::string>()));
     }
+  } else if (old.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return absl::FailedPreconditionError(
+        fmt::format("CDI spec for kind {}: {}; remove it to let the spec be written", kind,
+                    old.status().message()));
   } else if (old.status().code() != absl::StatusCode::kNotFound) {
     return Annotate(old.status(), fmt::format("CDI spec for kind {}", kind));
   }
@@ -279,8 +286,12 @@ absl::StatusOr<std::vector<std::string>> CdiSpecWriter::RemoveStale(
     return Annotate(names.status(), "CDI spec directory");
   }
   std::vector<std::string> removed;
+  const std::string hidden_prefix = std::string(".") + kCdiFilePrefix;
   for (const std::string& name : *names) {
-    if (name.rfind(kCdiFilePrefix, 0) != 0 || keep.count(name) != 0) continue;
+    // WriteFileAtomic's temp files left by a crash: ".rdmashare-<...>.json.tmp-<random>".
+    const bool temp =
+        name.rfind(hidden_prefix, 0) == 0 && name.find(kAtomicTempInfix) != std::string::npos;
+    if (!temp && (name.rfind(kCdiFilePrefix, 0) != 0 || keep.count(name) != 0)) continue;
     const std::string path = JoinPath(dir_, name);
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;

@@ -8,10 +8,13 @@
 // holding a single device named "all" whose containerEdits carry every node of the pool.
 //
 // Files are named "rdmashare-<sanitized kind>.json" in the spec directory (default
-// /var/run/cdi) and replaced atomically (temp file, fsync, rename); only files whose name
-// starts with "rdmashare-" are ever removed. Plain functions are stateless and thread-safe;
-// CdiSpecWriter serializes its own file operations with a mutex, so it may be shared between
-// threads.
+// /var/run/cdi) and replaced atomically (WriteFileAtomic: a hidden temp file with a random name,
+// created exclusively, fsync, rename); only files whose name starts with "rdmashare-" (and those
+// temp files, ".rdmashare-*.tmp-*") are ever removed. The directory may be writable by others:
+// nothing at a spec path but a regular file is read or replaced (no symlink followed, no FIFO
+// opened), and such an entry fails only its own kind. Plain functions are stateless and
+// thread-safe; CdiSpecWriter serializes its own file operations with a mutex, so it may be shared
+// between threads.
 #pragma once
 
 #include <cstdint>
@@ -133,7 +136,8 @@ class CdiSpecWriter {
 
   // Writes the spec of `kind` when the file is missing or its content differs; returns true
   // when it wrote. Errors: InvalidArgument (bad kind or edits, see RenderCdiSpec),
-  // AlreadyExists (the file name is taken by a spec of another kind), and the directory's or
+  // AlreadyExists (the file name is taken by a spec of another kind), FailedPrecondition (a
+  // directory, FIFO, device or symlink at the spec path, named), and the directory's or
   // file's I/O errors (FailedPrecondition when dir exists but is not a directory, NotFound,
   // PermissionDenied, ...), each naming the path.
   absl::StatusOr<bool> Write(const std::string& kind, const CdiContainerEdits& edits)

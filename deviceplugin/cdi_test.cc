@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/files.h"
+#include "common/testing/fifo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -15,7 +17,9 @@
 namespace rdmashare::deviceplugin {
 namespace {
 
+using ::rdmashare::testing::FinishesWithin;
 using ::rdmashare::testing::IsOk;
+using ::rdmashare::testing::MakeFifo;
 using ::rdmashare::testing::StatusIs;
 using ::rdmashare::testing::TempDir;
 using ::rdmashare::testing::WriteTestFile;
@@ -332,6 +336,44 @@ TEST(CdiSpecWriterTest, DirectoryThatIsAFileGivesAClearError) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("CDI spec directory")));
 }
 
+// Something else than a regular file where one kind's spec goes: that kind fails promptly, with
+// the path and what is there; nothing is followed or replaced; another kind still writes.
+TEST(CdiSpecWriterTest, ConflictingEntryAtASpecPathFailsOnlyThatKind) {
+  struct Case {
+    std::string name;
+    std::function<void(const std::string& path, const std::string& outside)> plant;
+    std::string text;
+  };
+  const std::vector<Case> cases = {
+      {"directory",
+       [](const std::string& p, const std::string&) { ASSERT_EQ(::mkdir(p.c_str(), 0755), 0); },
+       "is a directory, not a regular file"},
+      {"fifo", [](const std::string& p, const std::string&) { MakeFifo(p); },
+       "is a FIFO, not a regular file"},
+      {"symlink",
+       [](const std::string& p, const std::string& outside) {
+         ASSERT_EQ(::symlink(outside.c_str(), p.c_str()), 0);
+       },
+       "is a symbolic link (not followed)"},
+  };
+  for (const Case& c : cases) {
+    TempDir tmp;
+    WriteTestFile(tmp.Sub("outside"), "precious");
+    CdiSpecWriter w(tmp.Sub("cdi"));
+    ASSERT_OK(MakeDirs(w.dir()));
+    c.plant(w.PathFor(kKind), tmp.Sub("outside"));
+    absl::StatusOr<bool> wrote = absl::UnknownError("not run");
+    ASSERT_TRUE(FinishesWithin([&] { wrote = w.Write(kKind, TwoNodes()); }, {w.PathFor(kKind)}))
+        << c.name;
+    EXPECT_THAT(wrote, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                HasSubstr(w.PathFor(kKind) + ": " + c.text)))
+        << c.name;
+    ASSERT_OK_AND_ASSIGN(std::string outside, ReadFile(tmp.Sub("outside")));
+    EXPECT_EQ(outside, "precious") << c.name;
+    EXPECT_OK(w.Write("rdma/other", TwoNodes()).status()) << c.name;
+  }
+}
+
 TEST(CdiSpecWriterTest, RemoveDeletesTheSpecAndIgnoresMissingOnes) {
   TempDir tmp;
   CdiSpecWriter w(tmp.path());
@@ -350,12 +392,16 @@ TEST(CdiSpecWriterTest, RemoveStaleDeletesOnlyOurUnusedFiles) {
   WriteTestFile(tmp.Sub("nvidia.json"), "{\"cdiVersion\":\"0.5.0\",\"kind\":\"nvidia.com/gpu\"}");
   WriteTestFile(tmp.Sub("other-rdmashare-x.json"), "{}");
   WriteTestFile(tmp.Sub("rdmashare-rdma_d.json.tmp.4242"), "partial");
+  WriteTestFile(tmp.Sub(".rdmashare-rdma_b.json.tmp-0123456789abcdef"), "partial");
+  WriteTestFile(tmp.Sub(".nvidia.json.tmp-0123456789abcdef"), "theirs");
   ASSERT_EQ(::mkdir(tmp.Sub("rdmashare-dir").c_str(), 0755), 0);
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> removed, w.RemoveStale({"rdma/b"}));
-  EXPECT_THAT(removed, ElementsAre("rdmashare-rdma_a.json", "rdmashare-rdma_c.json",
-                                   "rdmashare-rdma_d.json.tmp.4242"));
-  EXPECT_THAT(Names(tmp.path()), ElementsAre("nvidia.json", "other-rdmashare-x.json",
-                                             "rdmashare-dir", "rdmashare-rdma_b.json"));
+  EXPECT_THAT(removed,
+              ElementsAre(".rdmashare-rdma_b.json.tmp-0123456789abcdef", "rdmashare-rdma_a.json",
+                          "rdmashare-rdma_c.json", "rdmashare-rdma_d.json.tmp.4242"));
+  EXPECT_THAT(Names(tmp.path()),
+              ElementsAre(".nvidia.json.tmp-0123456789abcdef", "nvidia.json",
+                          "other-rdmashare-x.json", "rdmashare-dir", "rdmashare-rdma_b.json"));
 }
 
 TEST(CdiSpecWriterTest, RemoveStaleOnAMissingDirectoryDoesNothing) {

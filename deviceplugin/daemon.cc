@@ -169,7 +169,16 @@ absl::Status Daemon::Start() {
                watcher_mode_.load() ? "plugin-watcher" : "device-plugins",
                options_.paths.kubelet_dir);
   InitMetrics();
-  if (options_.cdi) cdi_ = std::make_unique<CdiSpecWriter>(options_.cdi_dir);
+  if (options_.cdi) {
+    // An unusable spec directory fails every resource alike: refuse to start. A bad entry in it
+    // only costs its own resource (below).
+    absl::Status dir_ok = MakeDirs(options_.cdi_dir);
+    if (!dir_ok.ok()) {
+      return absl::Status(dir_ok.code(), fmt::format("CDI spec directory {}: {}", options_.cdi_dir,
+                                                     dir_ok.message()));
+    }
+    cdi_ = std::make_unique<CdiSpecWriter>(options_.cdi_dir);
+  }
   if (!options_.config_path.empty()) {
     auto text = ReadFile(options_.config_path);
     if (text.ok()) config_text_ = *text;
@@ -200,7 +209,10 @@ absl::Status Daemon::Start() {
       kinds.push_back(e->pool->full_name());
       auto wrote = cdi_->Write(e->pool->full_name(),
                                CdiEditsForSnapshot(*e->pool->Current(), inventory_.rdma_cm));
-      if (!wrote.ok()) return wrote.status();
+      if (!wrote.ok()) {
+        MarkUnserved(e->pool->full_name(), wrote.status());
+        continue;
+      }
     }
     RETURN_IF_ERROR(e->server->Start());
     PublishMetrics(*e);
@@ -317,6 +329,52 @@ void Daemon::CheckGidRoom() {
   gid_warned_ = std::move(active);
 }
 
+void Daemon::MarkUnserved(const std::string& resource, const absl::Status& cause) {
+  spdlog::error(
+      "resource={} not served: {}; the other resources are served, this one is retried at every "
+      "rescan",
+      resource, cause.message());
+  {
+    absl::MutexLock lock(&entries_mu_);
+    unserved_[resource] = std::string(cause.message());
+  }
+  if (metrics_.registered) metrics_.registered->Set({resource}, 0);
+}
+
+bool Daemon::RetryUnserved() {
+  std::map<std::string, std::string> unserved;
+  {
+    absl::MutexLock lock(&entries_mu_);
+    unserved = unserved_;
+  }
+  bool started = false;
+  for (const auto& [name, cause] : unserved) {
+    auto rc = std::find_if(options_.config.resources.begin(), options_.config.resources.end(),
+                           [&](const ResourceConfig& r) { return r.FullName() == name; });
+    if (rc == options_.config.resources.end()) continue;
+    std::unique_ptr<Entry> e = MakeEntry(*rc);
+    if (cdi_) {
+      auto wrote = cdi_->Write(name, CdiEditsForSnapshot(*e->pool->Current(), inventory_.rdma_cm));
+      if (!wrote.ok()) {
+        if (wrote.status().message() != cause) MarkUnserved(name, wrote.status());
+        continue;
+      }
+    }
+    absl::Status st = e->server->Start();
+    if (!st.ok()) {
+      if (st.message() != cause) MarkUnserved(name, st);
+      continue;
+    }
+    spdlog::info("resource={} served again", name);
+    PublishMetrics(*e);
+    absl::MutexLock lock(&entries_mu_);
+    unserved_.erase(name);
+    entries_.push_back(std::move(e));
+    started = true;
+  }
+  return started;
+}
+
 absl::StatusOr<int> Daemon::Rescan() {
   auto t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(inventory_, scanner_->Scan());
@@ -331,6 +389,10 @@ absl::StatusOr<int> Daemon::Rescan() {
     ++changed;
     WriteCdi(*e);
     PublishMetrics(*e);
+  }
+  if (RetryUnserved()) {
+    reconcile_needed_ = true;
+    ++changed;
   }
   if (changed > 0) CheckGidRoom();
   return changed;
@@ -359,6 +421,17 @@ absl::Status Daemon::ReloadConfig() {
 
   std::map<std::string, const ResourceConfig*> wanted;
   for (const ResourceConfig& rc : config->resources) wanted[rc.FullName()] = &rc;
+  std::map<std::string, std::string> was_unserved;
+  {
+    // Resources not served are retried below from the new config (or are gone with it).
+    absl::MutexLock lock(&entries_mu_);
+    was_unserved.swap(unserved_);
+  }
+  for (const auto& [name, cause] : was_unserved) {
+    if (wanted.count(name) == 0 && metrics_.registered) {
+      metrics_.registered->RemoveMatching("resource", name);
+    }
+  }
   int removed = 0, added = 0, changed = 0, kept = 0;
   // Remove what is gone or changed (a changed resource restarts with its new settings).
   for (size_t i = 0; i < entries_.size();) {
@@ -385,7 +458,14 @@ absl::Status Daemon::ReloadConfig() {
                               [&](const auto& e) { return e->pool->full_name() == rc.FullName(); });
     if (exists) continue;
     std::unique_ptr<Entry> e = MakeEntry(rc);
-    WriteCdi(*e);
+    if (cdi_) {
+      auto wrote =
+          cdi_->Write(rc.FullName(), CdiEditsForSnapshot(*e->pool->Current(), inventory_.rdma_cm));
+      if (!wrote.ok()) {
+        MarkUnserved(rc.FullName(), wrote.status());
+        continue;
+      }
+    }
     absl::Status st = e->server->Start();
     if (!st.ok()) {
       spdlog::error("config reload: resource={}: {}", rc.FullName(), st.message());
@@ -445,6 +525,10 @@ void Daemon::Stop() {
 
 absl::Status Daemon::Ready() const {
   absl::MutexLock lock(&entries_mu_);
+  if (!unserved_.empty()) {
+    return absl::UnavailableError(fmt::format("resource {} is not served: {}",
+                                              unserved_.begin()->first, unserved_.begin()->second));
+  }
   for (const auto& e : entries_) {
     bool registered = watcher_mode_ ? e->server->watcher_registered() : e->registered.load();
     if (!registered) {
@@ -683,15 +767,16 @@ void Daemon::Run() {
     if (n > 0 && (fds[2].revents & POLLIN)) HandleDeviceEvents();
     if (n > 0 && (fds[3].revents & POLLIN) && DrainConfigInotify()) {
       (void)ReloadConfig();  // logged inside
-      if (reconcile_needed_) {
-        reconcile_needed_ = false;
-        event = true;
-      }
       if (options_.config.periodic_update_interval_s != interval_s) {
         interval_s = options_.config.periodic_update_interval_s;
         next_scan = interval_s > 0 ? Clock::now() + std::chrono::seconds(interval_s)
                                    : Clock::time_point::max();
       }
+    }
+    if (reconcile_needed_) {
+      // New servers (config reload, a resource served again) to register.
+      reconcile_needed_ = false;
+      event = true;
     }
     if (event) {
       // A kubelet-side change: reconcile right away, whatever the backoff says.

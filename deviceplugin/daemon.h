@@ -81,7 +81,9 @@ class Daemon {
 
   // Scans, creates pools and starts their servers, writes CDI specs, sets up the kubelet and
   // config watches and attempts the first registration. Errors only for what cannot heal by
-  // waiting (bad directories, failed scan, sockets or CDI specs that cannot be created).
+  // waiting (bad directories including the CDI spec directory, failed scan, sockets that cannot
+  // be created). A resource whose CDI spec cannot be written (e.g. a directory or FIFO at its
+  // path) is logged and not served; the others are, and Rescan() retries it.
   absl::Status Start();
   // Event loop: kubelet socket events, registration retries, device events, config changes,
   // periodic rescans. Returns after Stop(); then every server is stopped and our sockets are
@@ -90,14 +92,15 @@ class Daemon {
   // Thread-safe; wakes Run().
   void Stop();
 
-  // OK once every resource is registered with kubelet; Unavailable naming the first resource
-  // that is not (for /readyz). Thread-safe.
+  // OK once every resource is served and registered with kubelet; Unavailable naming the first
+  // resource that is not, and why when it is not served (for /readyz). Thread-safe.
   absl::Status Ready() const;
 
   // True in plugin-watcher mode (<kubelet-dir>/plugins_registry existed at Start).
   bool watcher_mode() const { return watcher_mode_; }
 
-  // Rescans and updates every pool; returns how many pools published a new snapshot. Event loop
+  // Rescans and updates every pool, and retries the resources not served (their CDI spec could
+  // not be written); returns how many pools published a new snapshot or started. Event loop
   // thread only (or before Run).
   absl::StatusOr<int> Rescan();
 
@@ -150,6 +153,11 @@ class Daemon {
   // Stops and forgets one resource: server, socket, CDI spec, metric series.
   void RemoveEntry(Entry& e);
   void WriteCdi(const Entry& e);
+  // Logs that `resource` is not served and why, and records it for Ready() and RetryUnserved().
+  void MarkUnserved(const std::string& resource, const absl::Status& cause);
+  // Tries again to write the CDI spec of and start each resource not served; true when one
+  // started (it then needs registration).
+  bool RetryUnserved();
   void PublishMetrics(const Entry& e);
   void InitMetrics();
   // Warns (once per port and situation) when the pods the resources sharing a port could place
@@ -186,11 +194,13 @@ class Daemon {
   // without it.
   mutable absl::Mutex entries_mu_;
   std::vector<std::unique_ptr<Entry>> entries_;
+  // Configured resources without a server (CDI spec not writable) -> the cause.
+  std::map<std::string, std::string> unserved_ ABSL_GUARDED_BY(entries_mu_);
   UniqueFd inotify_fd_;
   UniqueFd config_inotify_fd_;
   UniqueFd wake_fd_;
   std::atomic<bool> stop_{false};
-  // Set by ReloadConfig: Run() must reconcile (new servers to register).
+  // Set by ReloadConfig and Rescan: Run() must reconcile (new servers to register).
   bool reconcile_needed_ = false;
 };
 

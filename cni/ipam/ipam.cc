@@ -79,7 +79,7 @@ absl::Status FlushJournal(Session& s, const Allocator& allocator) {
   for (const std::string& name : names) {
     if (name.empty() || name[0] == '.') continue;
     std::string path = JoinPath(s.journal_dir, name);
-    auto text = ReadFile(path);
+    auto text = ReadFileNoFollow(path);
     if (!text.ok()) continue;
     JsonLimits limits;
     limits.max_depth = 8;

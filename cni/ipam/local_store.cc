@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -73,16 +72,53 @@ bool AllDigits(const std::string& s) {
   return true;
 }
 
-void ReadMeta(const std::string& path, Reservation* r) {
-  if (!PathExists(path)) return;
-  auto text = ReadFile(path, 64 * 1024);
+// Store-level refusal of what a files.h helper reported (symlink, FIFO, ...), as an I/O failure.
+absl::Status StoreError(const absl::Status& st) {
+  return CniError(kIoFailure, fmt::format("ipam store: {}", st.message()));
+}
+
+// Fails when `name` in `dir_fd` exists and is not a regular file (a symlink included): the store
+// never follows a link out of its directory nor opens a FIFO or device planted in it.
+absl::Status RequireRegularOrAbsent(int dir_fd, const std::string& dir_path,
+                                    const std::string& name) {
+  struct stat st;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return IoError("stat", JoinPath(dir_path, name), errno);
+  }
+  if (S_ISREG(st.st_mode)) return absl::OkStatus();
+  return CniError(kIoFailure,
+                  fmt::format("ipam store: {} is {}, not a regular file; refusing to use it "
+                              "(remove it if nothing should be there)",
+                              JoinPath(dir_path, name), FileTypeName(st.st_mode)));
+}
+
+// The sidecar directory <network dir>/.meta, never followed when a symlink. NotFound passes
+// through when it is absent and `create` is false.
+absl::StatusOr<UniqueFd> OpenMetaDir(int net_fd, const std::string& net_path, bool create) {
+  if (create && ::mkdirat(net_fd, kMetaDir, 0700) != 0 && errno != EEXIST) {
+    return IoError("mkdir", JoinPath(net_path, kMetaDir), errno);
+  }
+  auto fd = OpenDirAt(net_fd, net_path, kMetaDir);
+  if (!fd.ok() && fd.status().code() != absl::StatusCode::kNotFound) {
+    return StoreError(fd.status());
+  }
+  return fd;
+}
+
+void ReadMeta(int meta_fd, const std::string& meta_path, const std::string& ip, Reservation* r) {
+  auto text = ReadFileAt(meta_fd, meta_path, ip, 64 * 1024);
+  if (!text.ok() && text.status().code() == absl::StatusCode::kNotFound) return;
   JsonLimits limits;
   limits.max_depth = 8;
   limits.max_bytes = 64 * 1024;
-  nlohmann::json meta = text.ok() ? ParseJsonBounded(*text, path, limits).value_or(nlohmann::json())
-                                  : nlohmann::json();
+  nlohmann::json meta = text.ok()
+                            ? ParseJsonBounded(*text, JoinPath(meta_path, ip), limits)
+                                  .value_or(nlohmann::json())
+                            : nlohmann::json();
   if (!meta.is_object()) {
-    spdlog::warn("ipam store: sidecar {} is unreadable; ignoring it", path);
+    spdlog::warn("ipam store: sidecar {} is unreadable; ignoring it{}", JoinPath(meta_path, ip),
+                 text.ok() ? "" : fmt::format(" ({})", text.status().message()));
     return;
   }
   auto str = [&meta](const char* key) {
@@ -95,54 +131,53 @@ void ReadMeta(const std::string& path, Reservation* r) {
   r->pod_uid = str("podUid");
 }
 
-std::atomic<uint64_t> g_tmp_counter{0};
-
 constexpr char kTempPrefix[] = ".tmp-";
 
 // Removes temp files (kTempPrefix) of `dir` older than kStaleTempAge: a writer finishes within
 // milliseconds, so an old one was left by a process killed between write and rename/link. Age,
 // not the pid in the name, decides: the caller may live in another pid namespace.
-void SweepStaleTemps(const std::string& dir, const std::vector<std::string>& names) {
+void SweepStaleTemps(int dir_fd, const std::string& dir, const std::vector<std::string>& names) {
   const time_t now = ::time(nullptr);
   for (const std::string& name : names) {
     if (name.rfind(kTempPrefix, 0) != 0) continue;
     std::string path = JoinPath(dir, name);
     struct stat st;
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
     if (now - st.st_mtime < LocalStore::kStaleTempAge.count()) continue;
-    if (::unlink(path.c_str()) == 0) {
+    if (::unlinkat(dir_fd, name.c_str(), 0) == 0) {
       spdlog::info("ipam store: removed {} (left by a writer killed mid-write)", path);
     }
   }
 }
 
-// Writes `content` to a fresh hidden temp file in `dir` (fdatasync'ed when `sync`) and returns
-// its path.
-absl::StatusOr<std::string> WriteTemp(const std::string& dir, const std::string& name,
+// Writes `content` to a fresh hidden temp file ".tmp-<name>-<random>" in `dir_fd`, created
+// exclusively (fdatasync'ed when `sync`), and returns its name.
+absl::StatusOr<std::string> WriteTemp(int dir_fd, const std::string& dir, const std::string& name,
                                       const std::string& content, bool sync) {
-  std::string tmp =
-      JoinPath(dir, fmt::format("{}{}-{}-{}", kTempPrefix, name, ::getpid(), ++g_tmp_counter));
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return IoError("create", tmp, errno);
-  if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
-      (sync && ::fdatasync(fd.get()) != 0)) {
+  auto tmp = CreateTempFileAt(dir_fd, dir, fmt::format("{}{}-", kTempPrefix, name), 0600);
+  if (!tmp.ok()) return StoreError(tmp.status());
+  if (::write(tmp->fd.get(), content.data(), content.size()) !=
+          static_cast<ssize_t>(content.size()) ||
+      (sync && ::fdatasync(tmp->fd.get()) != 0)) {
     int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("write", tmp, err);
+    ::unlinkat(dir_fd, tmp->name.c_str(), 0);
+    return IoError("write", JoinPath(dir, tmp->name), err);
   }
-  return tmp;
+  return tmp->name;
 }
 
-// Atomically replaces `dir`/`name` (temp file + rename(2)), without fsync: used for the
-// sidecar and last_reserved_ip, which are hints (a lost or torn one is ignored on read).
-absl::Status ReplaceFile(const std::string& dir, const std::string& name,
+// Atomically replaces `name` in `dir_fd` (temp file + renameat(2), which replaces a symlink
+// there instead of following it), without fsync: used for the sidecar and last_reserved_ip,
+// which are hints (a lost or torn one is ignored on read).
+absl::Status ReplaceFile(int dir_fd, const std::string& dir, const std::string& name,
                          const std::string& content) {
-  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir, name, content, /*sync=*/false));
-  std::string path = JoinPath(dir, name);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir_fd, dir, name, content, /*sync=*/false));
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("rename", path, err);
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+    return IoError("rename", JoinPath(dir, name), err);
   }
   return absl::OkStatus();
 }
@@ -243,17 +278,28 @@ LocalStore::LocalStore(std::string data_dir, bool durable)
 absl::StatusOr<Reservation> LocalStore::Get(const std::string& network, const std::string& ip) {
   std::string dir = NetworkDir(network);
   std::string path = JoinPath(dir, ip);
-  auto content = ReadFile(path, 4096);
+  auto not_reserved = [&] {
+    return CniError(kUnknownContainer,
+                    fmt::format("ipam store: network {}: {} is not reserved", network, ip));
+  };
+  auto dir_fd = OpenNetworkDir(network, /*create=*/false);
+  if (!dir_fd.ok()) {
+    if (dir_fd.status().code() == absl::StatusCode::kNotFound) return not_reserved();
+    return dir_fd.status();
+  }
+  auto content = ReadFileAt(dir_fd->get(), dir, ip, 4096);
   if (!content.ok()) {
-    if (content.status().code() == absl::StatusCode::kNotFound) {
-      return CniError(kUnknownContainer,
-                      fmt::format("ipam store: network {}: {} is not reserved", network, ip));
-    }
-    return CniError(kIoFailure,
-                    fmt::format("ipam store: read {}: {}", path, content.status().message()));
+    if (content.status().code() == absl::StatusCode::kNotFound) return not_reserved();
+    return StoreError(content.status());
   }
   Reservation r = ParseRecord(ip, *content, path);
-  if (r.error.empty()) ReadMeta(JoinPath(JoinPath(dir, kMetaDir), ip), &r);
+  if (!r.error.empty()) return r;
+  auto meta_fd = OpenMetaDir(dir_fd->get(), dir, /*create=*/false);
+  if (meta_fd.ok()) {
+    ReadMeta(meta_fd->get(), JoinPath(dir, kMetaDir), ip, &r);
+  } else if (meta_fd.status().code() != absl::StatusCode::kNotFound) {
+    spdlog::warn("{}; sidecar of {} ignored", meta_fd.status().message(), ip);
+  }
   return r;
 }
 
@@ -261,21 +307,40 @@ std::string LocalStore::NetworkDir(const std::string& network) const {
   return JoinPath(data_dir_, network);
 }
 
-absl::Status LocalStore::EnsureNetworkDir(const std::string& network) {
-  absl::Status st = MakeDirs(NetworkDir(network), 0700);
-  if (!st.ok()) {
-    return CniError(kIoFailure, fmt::format("ipam store: cannot create {}: {}", NetworkDir(network),
-                                            st.message()));
+absl::StatusOr<UniqueFd> LocalStore::OpenNetworkDir(const std::string& network, bool create) {
+  const std::string dir = NetworkDir(network);
+  if (create) {
+    absl::Status st = MakeDirs(dir, 0700);
+    if (!st.ok()) {
+      return CniError(kIoFailure,
+                      fmt::format("ipam store: cannot create {}: {}", dir, st.message()));
+    }
   }
-  return absl::OkStatus();
+  // data_dir itself may be reached through a link (an operator's choice); the network's directory
+  // may not: every record, the lock and the sidecars live in it.
+  auto fd = OpenDir(dir, /*follow_last=*/false);
+  if (!fd.ok() && (create || fd.status().code() != absl::StatusCode::kNotFound)) {
+    return StoreError(fd.status());
+  }
+  return fd;
 }
 
 absl::StatusOr<std::unique_ptr<StoreLock>> LocalStore::Lock(const std::string& network,
                                                             std::chrono::milliseconds timeout) {
-  RETURN_IF_ERROR(EnsureNetworkDir(network));
-  std::string path = JoinPath(NetworkDir(network), kLockFile);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  ASSIGN_OR_RETURN(UniqueFd dir_fd, OpenNetworkDir(network, /*create=*/true));
+  const std::string dir = NetworkDir(network);
+  std::string path = JoinPath(dir, kLockFile);
+  RETURN_IF_ERROR(RequireRegularOrAbsent(dir_fd.get(), dir, kLockFile));
+  // O_NOFOLLOW|O_NONBLOCK: a symlink or FIFO swapped in after the check is refused, not opened.
+  UniqueFd fd(::openat(dir_fd.get(), kLockFile,
+                       O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600));
   if (!fd.valid()) return IoError("open", path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return IoError("fstat", path, errno);
+  if (!S_ISREG(st.st_mode)) {
+    return CniError(kIoFailure, fmt::format("ipam store: {} is {}, not a regular file", path,
+                                            FileTypeName(st.st_mode)));
+  }
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) return IoError("flock", path, errno);
     RETURN_IF_ERROR(WaitForFlock(fd.get(), path, network, timeout));
@@ -286,15 +351,22 @@ absl::StatusOr<std::unique_ptr<StoreLock>> LocalStore::Lock(const std::string& n
 absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& network) {
   std::string dir = NetworkDir(network);
   std::vector<Reservation> out;
-  auto names = ListDir(dir);
+  auto dir_fd = OpenNetworkDir(network, /*create=*/false);
+  if (!dir_fd.ok()) {
+    if (dir_fd.status().code() == absl::StatusCode::kNotFound) return out;
+    return dir_fd.status();
+  }
+  auto names = ListDirAt(dir_fd->get(), dir);
   if (!names.ok()) {
-    if (names.status().code() == absl::StatusCode::kNotFound) return out;
     return CniError(kIoFailure,
                     fmt::format("ipam store: list {}: {}", dir, names.status().message()));
   }
-  SweepStaleTemps(dir, *names);
-  if (auto meta = ListDir(JoinPath(dir, kMetaDir)); meta.ok()) {
-    SweepStaleTemps(JoinPath(dir, kMetaDir), *meta);
+  SweepStaleTemps(dir_fd->get(), dir, *names);
+  if (auto meta_fd = OpenMetaDir(dir_fd->get(), dir, /*create=*/false); meta_fd.ok()) {
+    const std::string meta_dir = JoinPath(dir, kMetaDir);
+    if (auto meta = ListDirAt(meta_fd->get(), meta_dir); meta.ok()) {
+      SweepStaleTemps(meta_fd->get(), meta_dir, *meta);
+    }
   }
   for (const std::string& name : *names) {
     if (name.empty() || name[0] == '.' || name == kLockFile || name.rfind(kLastPrefix, 0) == 0) {
@@ -303,7 +375,7 @@ absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& net
     auto ip = IpAddr::Parse(name);
     if (!ip.ok()) continue;
     std::string path = JoinPath(dir, name);
-    auto content = ReadFile(path, 4096);
+    auto content = ReadFileAt(dir_fd->get(), dir, name, 4096);
     Reservation r;
     if (!content.ok()) {
       r.ip = ip->ToString();
@@ -317,22 +389,23 @@ absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& net
 }
 
 absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reservation& r) {
-  RETURN_IF_ERROR(EnsureNetworkDir(network));
+  ASSIGN_OR_RETURN(UniqueFd dir_fd, OpenNetworkDir(network, /*create=*/true));
   std::string dir = NetworkDir(network);
   std::string path = JoinPath(dir, r.ip);
-  if (PathExists(path)) return false;
+  struct stat existing;
+  if (::fstatat(dir_fd.get(), r.ip.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) return false;
   // The record's content is made durable before it becomes visible (fdatasync, then link(2)),
   // so a crash never leaves a torn record (unless the store was built non-durable). The directory
   // itself is not fsync'ed: a record lost to a power cut belonged to a pod that did not survive it
   // either (the next GC or a DEL cleans up anyway), and each fsync costs milliseconds on the ADD
   // path.
-  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir, r.ip, EncodeRecord(r), durable_));
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemp(dir_fd.get(), dir, r.ip, EncodeRecord(r), durable_));
   RDMASHARE_FAILPOINT("ipam.store.reserve.after_temp");
   // link(2) fails with EEXIST instead of replacing: a record is never overwritten, even by a
   // process that does not honour our lock.
-  int rc = ::link(tmp.c_str(), path.c_str());
+  int rc = ::linkat(dir_fd.get(), tmp.c_str(), dir_fd.get(), r.ip.c_str(), 0);
   int err = errno;
-  ::unlink(tmp.c_str());
+  ::unlinkat(dir_fd.get(), tmp.c_str(), 0);
   if (rc != 0) {
     if (err == EEXIST) return false;
     return IoError("link", path, err);
@@ -347,13 +420,14 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
                          {"podUid", r.pod_uid},
                          {"network", network}};
   std::string meta_dir = JoinPath(dir, kMetaDir);
-  absl::Status st = MakeDirs(meta_dir, 0700);
+  auto meta_fd = OpenMetaDir(dir_fd.get(), dir, /*create=*/true);
+  absl::Status st = meta_fd.status();
   if (st.ok()) {
-    st = ReplaceFile(meta_dir, r.ip,
+    st = ReplaceFile(meta_fd->get(), meta_dir, r.ip,
                      meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   if (!st.ok()) {
-    ::unlink(path.c_str());
+    ::unlinkat(dir_fd.get(), r.ip.c_str(), 0);
     return CniError(kIoFailure, fmt::format("ipam store: write sidecar for {} in {}: {}", r.ip,
                                             meta_dir, st.message()));
   }
@@ -362,28 +436,46 @@ absl::StatusOr<bool> LocalStore::Reserve(const std::string& network, const Reser
 
 absl::Status LocalStore::Release(const std::string& network, const std::string& ip) {
   std::string dir = NetworkDir(network);
-  std::string meta = JoinPath(JoinPath(dir, kMetaDir), ip);
-  if (::unlink(meta.c_str()) != 0 && errno != ENOENT) return IoError("remove", meta, errno);
+  auto dir_fd = OpenNetworkDir(network, /*create=*/false);
+  if (!dir_fd.ok()) {
+    return dir_fd.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
+                                                                 : dir_fd.status();
+  }
+  auto meta_fd = OpenMetaDir(dir_fd->get(), dir, /*create=*/false);
+  if (meta_fd.ok()) {
+    if (::unlinkat(meta_fd->get(), ip.c_str(), 0) != 0 && errno != ENOENT) {
+      return IoError("remove", JoinPath(JoinPath(dir, kMetaDir), ip), errno);
+    }
+  } else if (meta_fd.status().code() != absl::StatusCode::kNotFound) {
+    return meta_fd.status();
+  }
   RDMASHARE_FAILPOINT("ipam.store.release.after_sidecar");
-  std::string path = JoinPath(dir, ip);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return IoError("remove", path, errno);
+  if (::unlinkat(dir_fd->get(), ip.c_str(), 0) != 0 && errno != ENOENT) {
+    return IoError("remove", JoinPath(dir, ip), errno);
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> LocalStore::LastReserved(const std::string& network, int pool_index) {
-  std::string path = JoinPath(NetworkDir(network), fmt::format("{}{}", kLastPrefix, pool_index));
-  auto text = ReadFile(path, 4096);
+  auto dir_fd = OpenNetworkDir(network, /*create=*/false);
+  if (!dir_fd.ok()) {
+    if (dir_fd.status().code() == absl::StatusCode::kNotFound) return std::string();
+    return dir_fd.status();
+  }
+  auto text = ReadFileAt(dir_fd->get(), NetworkDir(network),
+                         fmt::format("{}{}", kLastPrefix, pool_index), 4096);
   if (!text.ok()) {
     if (text.status().code() == absl::StatusCode::kNotFound) return std::string();
-    return CniError(kIoFailure,
-                    fmt::format("ipam store: read {}: {}", path, text.status().message()));
+    return StoreError(text.status());
   }
   return Trim(*text);
 }
 
 absl::Status LocalStore::SetLastReserved(const std::string& network, int pool_index,
                                          const std::string& ip) {
-  return ReplaceFile(NetworkDir(network), fmt::format("{}{}", kLastPrefix, pool_index), ip);
+  ASSIGN_OR_RETURN(UniqueFd dir_fd, OpenNetworkDir(network, /*create=*/true));
+  return ReplaceFile(dir_fd.get(), NetworkDir(network),
+                     fmt::format("{}{}", kLastPrefix, pool_index), ip);
 }
 
 }  // namespace rdmashare::cni::ipam

@@ -10,6 +10,11 @@
 // overwritten). The sidecar and last_reserved_ip are hints, replaced atomically (temp + rename)
 // without fsync; the directory is not fsync'ed (a lease lost to a power cut belonged to a pod that
 // did not survive it).
+// Hostile entries: the network directory, `.meta`, the lock, records, sidecars and
+// last_reserved_ip are opened relative to the network directory's descriptor and never followed
+// when they are symlinks; a lock or hint that is not a regular file (symlink, FIFO, device) is
+// refused with code 5, such a record reads as unreadable (Reservation::error), and no open can
+// block on a FIFO. Temp files are ".tmp-<name>-<16 random hex digits>", created exclusively.
 //
 // Thread-safe and process-safe when callers hold Lock() as IpamStore requires.
 #pragma once
@@ -17,6 +22,7 @@
 #include <string>
 
 #include "cni/ipam/store.h"
+#include "common/unique_fd.h"
 
 namespace rdmashare::cni::ipam {
 
@@ -46,7 +52,10 @@ class LocalStore : public IpamStore {
   absl::StatusOr<Reservation> Get(const std::string& network, const std::string& ip);
 
  private:
-  absl::Status EnsureNetworkDir(const std::string& network);
+  // NetworkDir(network) opened as a directory (created 0700 first when `create`); a symlink
+  // there is refused (code 5), never followed out of the data directory. NotFound (plain
+  // status) when absent and `create` is false.
+  absl::StatusOr<UniqueFd> OpenNetworkDir(const std::string& network, bool create);
 
   std::string data_dir_;
   bool durable_;

@@ -6,12 +6,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <functional>
+#include <map>
+#include <ostream>
 
 #include "cni/ipam/allocator.h"
 #include "cni/protocol/delegate.h"
 #include "cni/protocol/error.h"
 #include "common/files.h"
+#include "common/testing/fifo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/unique_fd.h"
@@ -23,6 +28,9 @@ namespace rdmashare::cni::ipam {
 namespace {
 
 using nlohmann::json;
+using ::rdmashare::testing::FinishesWithin;
+using ::rdmashare::testing::MakeFifo;
+using ::rdmashare::testing::RemoveTree;
 using ::rdmashare::testing::TempDir;
 using ::rdmashare::testing::WriteTestFile;
 using ::testing::HasSubstr;
@@ -185,6 +193,9 @@ TEST_F(LocalStoreTest, ListRemovesTempFilesLeftByKilledWritersButNotFreshOnes) {
   WriteTestFile(Net(".tmp-172.16.11.2-4242-1"), "dead\r\nnet1");
   WriteTestFile(Net(".meta/.tmp-172.16.11.2-4242-2"), "{}");
   WriteTestFile(Net(".tmp-172.16.11.3-4243-1"), "writing\r\nnet1");  // a live writer's
+  // Today's names: ".tmp-<name>-<16 random hex digits>".
+  WriteTestFile(Net(".tmp-172.16.11.4-0123456789abcdef"), "dead\r\nnet1");
+  Age(Net(".tmp-172.16.11.4-0123456789abcdef"), old_age);
   Age(Net(".tmp-172.16.11.2-4242-1"), old_age);
   Age(Net(".meta/.tmp-172.16.11.2-4242-2"), old_age);
   WriteTestFile(Net("README"), "not ours");
@@ -192,6 +203,7 @@ TEST_F(LocalStoreTest, ListRemovesTempFilesLeftByKilledWritersButNotFreshOnes) {
   ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
   EXPECT_TRUE(all.empty());
   EXPECT_FALSE(PathExists(Net(".tmp-172.16.11.2-4242-1")));
+  EXPECT_FALSE(PathExists(Net(".tmp-172.16.11.4-0123456789abcdef")));
   EXPECT_FALSE(PathExists(Net(".meta/.tmp-172.16.11.2-4242-2")));
   EXPECT_TRUE(PathExists(Net(".tmp-172.16.11.3-4243-1")));
   EXPECT_TRUE(PathExists(Net("README")));
@@ -223,6 +235,185 @@ TEST_F(LocalStoreTest, LockHeldByAnotherOpenFileTimesOutWithCode11) {
               HasSubstr("still held by another process after 100 ms"));
   ::flock(fd.get(), LOCK_UN);
   EXPECT_OK(alloc_.Add(Args("a"), Conf(kPool)).status());
+}
+
+// A hostile entry planted in the network directory before an ADD. `outside` is a directory
+// beside the data directory holding "victim" ("precious", mode 0644): nothing may be created,
+// changed or removed there, and the ADD must end promptly (a FIFO must not block it).
+struct HostileEntry {
+  std::string name;
+  std::function<void(const std::string& net, const std::string& outside)> plant;
+  int code;
+  std::string text;  // expected in the message
+};
+
+void PrintTo(const HostileEntry& c, std::ostream* os) { *os << c.name; }
+
+void Symlink(const std::string& target, const std::string& link) {
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0) << link << ": " << strerror(errno);
+}
+
+// "name -> contents" of every entry of `dir` (symlinks as "-> target").
+std::map<std::string, std::string> Snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  auto names = ListDir(dir);
+  for (const std::string& n : names.value_or(std::vector<std::string>{})) {
+    std::string path = JoinPath(dir, n);
+    auto link = ReadLink(path);
+    auto text = ReadFileNoFollow(path);
+    out[n] = link.ok() ? "-> " + *link : text.ok() ? *text : text.status().ToString();
+    out[n] += fmt::format(" mode {:o}", Mode(path));
+  }
+  return out;
+}
+
+class HostileDataDirTest : public ::testing::TestWithParam<HostileEntry> {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(MakeDirs(net_, 0700));
+    ASSERT_OK(MakeDirs(outside_, 0755));
+    WriteTestFile(JoinPath(outside_, "victim"), "precious");
+    ASSERT_EQ(::chmod(JoinPath(outside_, "victim").c_str(), 0644), 0);
+    // A file named like the first address: a Release through a followed .meta would delete it.
+    WriteTestFile(JoinPath(outside_, "172.16.11.1"), "not a sidecar");
+  }
+  std::vector<std::string> Fifos() const {
+    std::vector<std::string> out;
+    for (const char* n : {"lock", ".meta", "172.16.11.1", "last_reserved_ip.0"}) {
+      out.push_back(JoinPath(net_, n));
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::string data_ = dir_.Sub("data");
+  std::string net_ = dir_.Sub("data/rail1");
+  std::string outside_ = dir_.Sub("outside");
+  LocalStore store_{data_};
+  Allocator alloc_{&store_, [] { return int64_t{5000}; }};
+};
+
+TEST_P(HostileDataDirTest, AddIsRefusedPromptlyAndNothingOutsideChanges) {
+  const HostileEntry& c = GetParam();
+  c.plant(net_, outside_);
+  const auto before = Snapshot(outside_);
+  IpamArgs args = Args("hostile");
+  args.cni_args["IP"] = "172.16.11.1";
+  absl::StatusOr<Result> r = absl::UnknownError("not run");
+  ASSERT_TRUE(FinishesWithin([&] { r = alloc_.Add(args, Conf(kPool)); }, Fifos()))
+      << "ADD blocked on " << c.name;
+  ASSERT_FALSE(r.ok()) << c.name;
+  EXPECT_EQ(CniCode(r.status()), c.code) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.text));
+  EXPECT_EQ(Snapshot(outside_), before);
+  auto record = ReadFileNoFollow(JoinPath(net_, "172.16.11.1"));
+  EXPECT_FALSE(record.ok() && record->find("hostile") != std::string::npos)
+      << "the failed ADD kept its record";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Entries, HostileDataDirTest,
+    ::testing::Values(HostileEntry{"LockSymlinkToAFile",
+                                   [](const std::string& net, const std::string& out) {
+                                     Symlink(JoinPath(out, "victim"), JoinPath(net, "lock"));
+                                   },
+                                   kIoFailure, "lock is a symbolic link, not a regular file"},
+                      HostileEntry{"LockSymlinkToNothing",
+                                   [](const std::string& net, const std::string& out) {
+                                     Symlink(JoinPath(out, "created-through-lock"),
+                                             JoinPath(net, "lock"));
+                                   },
+                                   kIoFailure, "lock is a symbolic link, not a regular file"},
+                      HostileEntry{"LockFifo",
+                                   [](const std::string& net, const std::string&) {
+                                     MakeFifo(JoinPath(net, "lock"));
+                                   },
+                                   kIoFailure, "lock is a FIFO, not a regular file"},
+                      HostileEntry{"MetaSymlinkToADirectory",
+                                   [](const std::string& net, const std::string& out) {
+                                     Symlink(out, JoinPath(net, ".meta"));
+                                   },
+                                   kIoFailure, ".meta: is a symbolic link (not followed)"},
+                      HostileEntry{"MetaFifo",
+                                   [](const std::string& net, const std::string&) {
+                                     MakeFifo(JoinPath(net, ".meta"));
+                                   },
+                                   kIoFailure, ".meta: is a FIFO, not a directory"},
+                      HostileEntry{"RecordFifo",
+                                   [](const std::string& net, const std::string&) {
+                                     MakeFifo(JoinPath(net, "172.16.11.1"));
+                                   },
+                                   kStoreCorrupt, "172.16.11.1: is a FIFO, not a regular file"},
+                      HostileEntry{"RecordSymlink",
+                                   [](const std::string& net, const std::string& out) {
+                                     Symlink(JoinPath(out, "victim"), JoinPath(net, "172.16.11.1"));
+                                   },
+                                   kStoreCorrupt, "172.16.11.1: is a symbolic link (not followed)"},
+                      HostileEntry{"NetworkDirSymlink",
+                                   [](const std::string& net, const std::string& out) {
+                                     RemoveTree(net);
+                                     Symlink(out, net);
+                                   },
+                                   kIoFailure, "rail1: is a symbolic link (not followed)"}),
+    [](const ::testing::TestParamInfo<HostileEntry>& info) { return info.param.name; });
+
+TEST_F(HostileDataDirTest, LastReservedFifoFailsAddPromptlyWithCode5) {
+  MakeFifo(JoinPath(net_, "last_reserved_ip.0"));
+  absl::StatusOr<Result> r = absl::UnknownError("not run");
+  ASSERT_TRUE(FinishesWithin([&] { r = alloc_.Add(Args("a"), Conf(kPool)); }, Fifos()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(CniCode(r.status()), kIoFailure);
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("last_reserved_ip.0: is a FIFO, not a regular file"));
+}
+
+TEST_F(HostileDataDirTest, FifoRecordIsListedAsUnreadableAndItsAddressSkipped) {
+  MakeFifo(JoinPath(net_, "172.16.11.1"));
+  absl::StatusOr<Result> r = absl::UnknownError("not run");
+  ASSERT_TRUE(FinishesWithin([&] { r = alloc_.Add(Args("a"), Conf(kPool)); }, Fifos()));
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->ips[0].address, "172.16.11.2/24");
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_THAT(all[0].error, HasSubstr("is a FIFO, not a regular file"));
+}
+
+TEST_F(HostileDataDirTest, ReleaseThroughASymlinkedMetaIsRefusedAndDeletesNothingOutside) {
+  ASSERT_OK(alloc_.Add(Args("a"), Conf(kPool)).status());
+  RemoveTree(JoinPath(net_, ".meta"));
+  Symlink(outside_, JoinPath(net_, ".meta"));
+  const auto before = Snapshot(outside_);
+  absl::Status st = alloc_.Del(Args("a"), Conf(kPool));
+  EXPECT_EQ(CniCode(st), kIoFailure) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr(".meta: is a symbolic link (not followed)"));
+  EXPECT_EQ(Snapshot(outside_), before);
+}
+
+TEST_F(HostileDataDirTest, SymlinkedSidecarIsNotFollowed) {
+  ASSERT_OK(alloc_.Add(Args("a"), Conf(kPool)).status());
+  WriteTestFile(JoinPath(outside_, "meta.json"), R"({"netns": "/outside"})");
+  ASSERT_EQ(::unlink(JoinPath(net_, ".meta/172.16.11.1").c_str()), 0);
+  Symlink(JoinPath(outside_, "meta.json"), JoinPath(net_, ".meta/172.16.11.1"));
+  ASSERT_OK_AND_ASSIGN(Reservation r, store_.Get("rail1", "172.16.11.1"));
+  EXPECT_EQ(r.container_id, "a");
+  EXPECT_EQ(r.netns, "");
+}
+
+TEST_F(HostileDataDirTest, SymlinksAtPidBasedTempNamesNeitherBlockNorRedirectAdd) {
+  // Every temp name the old pid + counter scheme could produce for this process's next writes.
+  ASSERT_OK(MakeDirs(JoinPath(net_, ".meta"), 0700));
+  for (int k = 1; k <= 2000; ++k) {
+    for (const std::string& dir : {net_, JoinPath(net_, ".meta")}) {
+      for (const char* name : {"172.16.11.1", "last_reserved_ip.0"}) {
+        Symlink(JoinPath(outside_, "victim"),
+                JoinPath(dir, fmt::format(".tmp-{}-{}-{}", name, ::getpid(), k)));
+      }
+    }
+  }
+  const auto before = Snapshot(outside_);
+  ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("a"), Conf(kPool)));
+  EXPECT_EQ(r.ips[0].address, "172.16.11.1/24");
+  EXPECT_EQ(Snapshot(outside_), before);
 }
 
 TEST(ParseRecordTest, Forms) {

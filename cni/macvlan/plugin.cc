@@ -488,8 +488,9 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
   if (req.netns.empty()) return absl::OkStatus();
   auto ns = NetNs::Open(req.netns);
   if (!ns.ok()) {
-    spdlog::info("DEL: netns {} is gone ({}); nothing to remove there", req.netns,
-                 ns.status().ToString());
+    spdlog::log(absl::IsNotFound(ns.status()) ? spdlog::level::info : spdlog::level::warn,
+                "DEL: netns {} is gone or unusable ({}); nothing to remove there", req.netns,
+                ns.status().message());
     return absl::OkStatus();
   }
   auto pod_or = NetlinkIn(*ns);

@@ -16,6 +16,8 @@
 #include "cni/net/netns.h"
 #include "cni/net/rdma_info.h"
 #include "cni/net/sysctl.h"
+#include "common/files.h"
+#include "common/testing/fifo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
@@ -26,7 +28,9 @@
 namespace rdmashare::cni::net {
 namespace {
 
+using ::rdmashare::testing::FinishesWithin;
 using ::rdmashare::testing::IsOk;
+using ::rdmashare::testing::MakeFifo;
 using ::rdmashare::testing::StatusIs;
 using ::rdmashare::testing::TempDir;
 using ::rdmashare::testing::WriteTestFile;
@@ -112,6 +116,38 @@ TEST(NetNsTest, OpenRegularFileIsInvalidArgument) {
   WriteTestFile(dir.Sub("f"), "x");
   EXPECT_THAT(NetNs::Open(dir.Sub("f")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a namespace file")));
+}
+
+TEST(NetNsTest, OpenFifoIsRefusedWithoutBlocking) {
+  TempDir dir;
+  MakeFifo(dir.Sub("fifo"));
+  absl::StatusOr<NetNs> ns = absl::UnknownError("not run");
+  ASSERT_TRUE(FinishesWithin([&] { ns = NetNs::Open(dir.Sub("fifo")); }, {dir.Sub("fifo")}));
+  EXPECT_THAT(ns, StatusIs(absl::StatusCode::kInvalidArgument,
+                           HasSubstr("not a namespace file (it is a FIFO)")));
+}
+
+TEST(NetNsTest, OpenFollowsTheProcMagicLink) {
+  ASSERT_OK_AND_ASSIGN(NetNs ns, NetNs::Open(fmt::format("/proc/{}/ns/net", ::getpid())));
+  ASSERT_OK_AND_ASSIGN(NetNs current, NetNs::Current());
+  EXPECT_EQ(ns.inode(), current.inode());
+}
+
+TEST(SysctlTest, FifoUnderAProcRootIsRefusedWithoutBlocking) {
+  TempDir dir;
+  ASSERT_OK(MakeDirs(dir.Sub("sys/net/ipv4/conf/eth9")));
+  const std::string fifo = dir.Sub("sys/net/ipv4/conf/eth9/arp_ignore");
+  MakeFifo(fifo);
+  absl::Status set = absl::UnknownError("not run");
+  absl::StatusOr<std::string> get = absl::UnknownError("not run");
+  ASSERT_TRUE(FinishesWithin(
+      [&] {
+        set = SetInterfaceSysctl(dir.path(), false, "eth9", "arp_ignore", "1");
+        get = GetInterfaceSysctl(dir.path(), false, "eth9", "arp_ignore");
+      },
+      {fifo}));
+  EXPECT_THAT(set, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is a FIFO")));
+  EXPECT_THAT(get, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is a FIFO")));
 }
 
 TEST(NetNsTest, OpenOtherNamespaceTypeIsInvalidArgument) {

@@ -23,7 +23,22 @@ namespace rdmashare::cni::net {
 
 absl::StatusOr<NetNs> NetNs::Open(const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError("netns path is empty");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // A namespace file (nsfs, also through the /proc/<pid>/ns/net magic link) is a regular file.
+  // Anything else is refused before it is opened: opening a FIFO for reading blocks until a
+  // writer appears, and opening a device can have side effects. The open itself never blocks
+  // (O_NONBLOCK) in case the path changes in between; fstatfs below then refuses it.
+  struct stat pre {};
+  if (::stat(path.c_str(), &pre) != 0) {
+    int err = errno;
+    std::string msg = fmt::format("netns {}: open failed: {}", path, std::strerror(err));
+    if (err == ENOENT) return absl::NotFoundError(msg);
+    return absl::InternalError(msg);
+  }
+  if (!S_ISREG(pre.st_mode)) {
+    return absl::InvalidArgumentError(
+        fmt::format("netns {}: not a namespace file (it is {})", path, FileTypeName(pre.st_mode)));
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     int err = errno;
     std::string msg = fmt::format("netns {}: open failed: {}", path, std::strerror(err));

@@ -1,6 +1,7 @@
 #include "cni/net/sysctl.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,7 +32,14 @@ absl::Status SetInterfaceSysctl(const std::string& proc_root, bool ipv6, const s
                                 const std::string& key, const std::string& value) {
   auto path = SysctlPath(proc_root, ipv6, ifname, key);
   if (!path.ok()) return path.status();
-  UniqueFd fd(::open(path->c_str(), O_WRONLY | O_CLOEXEC));
+  // /proc/sys entries are regular files; anything else under an injected proc root is refused
+  // (opening a FIFO for writing would block until a reader appears).
+  struct stat st;
+  if (::stat(path->c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        fmt::format("sysctl {}: is {}, not a regular file", *path, FileTypeName(st.st_mode)));
+  }
+  UniqueFd fd(::open(path->c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) {
     std::string msg = fmt::format("sysctl {}: open failed: {}", *path, std::strerror(errno));
     return errno == ENOENT ? absl::NotFoundError(msg) : absl::InternalError(msg);

@@ -1,5 +1,10 @@
 // Drives the real `rdmashare` binary: help, version, usage errors and exit codes of the commands
 // on fake nodes.
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/testing/fifo.h"
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -124,6 +129,45 @@ TEST(BinaryTest, CapturedNodeWorksWithEveryReadingCommand) {
   EXPECT_EQ(dp.exit_code, 0) << dp.out << dp.err;
   EXPECT_THAT(dp.out, HasSubstr("spidernet.io/shared_cx5_gpu8: 100 units"));
 #endif
+}
+
+// A FIFO planted in the sysfs root where an attribute should be (anyone who can write the tree
+// fed to --sysfs-root): no command may block on it; each ends within the deadline and says so.
+TEST(BinaryTest, FifoInTheSysfsRootBlocksNoCommand) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  const std::string fifo = JoinPath(node.paths().sys_root, "class/infiniband/mlx5_0/ports/1/state");
+  ASSERT_EQ(::unlink(fifo.c_str()), 0);
+  rdmashare::testing::MakeFifo(fifo);
+  const std::string config = node.dir().Sub("config.json");
+  rdmashare::testing::WriteTestFile(
+      config,
+      R"({"configList": [{"resourceName": "r", "selectors": {"drivers": ["mlx5_core"]}}]})");
+  struct Command {
+    std::vector<std::string> argv;
+    std::string expected;  // on stdout or stderr
+  };
+  std::vector<Command> commands = {
+      {Concat({RS_CLI_BIN, "devices"}, node.RootFlags()), "is a FIFO, not a regular file"},
+      {Concat({RS_CLI_BIN, "doctor"}, node.RootFlags()), "is a FIFO, not a regular file"},
+      {Concat({RS_CLI_BIN, "capture", node.dir().Sub("cap")}, node.RootFlags()),
+       "/infiniband/mlx5_0/ports/1/state (a FIFO): not a regular file, directory or symlink; "
+       "not copied"},
+#ifdef RS_DP_BIN
+      {{RS_DP_BIN, "--validate", "--config", config, "--sysfs-root", node.paths().sys_root,
+        "--dev-root", node.paths().dev_root},
+       "is a FIFO, not a regular file"},
+#endif
+  };
+  for (const Command& c : commands) {
+    rdmashare::testing::Subprocess::Options opts;
+    opts.argv = c.argv;
+    opts.work_dir = node.dir().path();
+    RunResult r = rdmashare::testing::RunProgram(opts, std::chrono::seconds(20));
+    const std::string what = ::testing::PrintToString(c.argv);
+    EXPECT_GE(r.exit_code, 0) << what << ": no answer within 20 s";
+    EXPECT_LT(r.exit_code, 128) << what << ": killed";
+    EXPECT_THAT(r.out + r.err, HasSubstr(c.expected)) << what << "\n" << r.out << r.err;
+  }
 }
 
 }  // namespace

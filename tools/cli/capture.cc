@@ -59,17 +59,33 @@ class Copier {
 
   absl::Status MakeDir(const std::string& rel) { return MakeDirs(JoinPath(dst_, rel)); }
 
+  // Records an entry that is not a regular file, directory or symlink; it is not copied.
+  void Refuse(const std::string& rel, mode_t mode) {
+    if (done_.insert(rel).second) {
+      stats_.refused.push_back(fmt::format("{} ({})", rel, FileTypeName(mode)));
+    }
+  }
+
   // Copies a regular file; an unreadable attribute (write-only, or EINVAL like unused GID
   // types) becomes an empty file so directory listings stay the same.
   absl::Status CopyFile(const std::string& rel, mode_t mode) {
-    if (!done_.insert(rel).second) return absl::OkStatus();
+    if (done_.count(rel) != 0) return absl::OkStatus();
+    // ReadFile opens only a regular file, non-blocking: a FIFO swapped in since the lstat is
+    // refused here too.
     absl::StatusOr<std::string> content = ReadFile(JoinPath(src_, rel), 1 << 20);
+    struct stat now;
+    if (!content.ok() && ::lstat(JoinPath(src_, rel).c_str(), &now) == 0 && !S_ISREG(now.st_mode)) {
+      Refuse(rel, now.st_mode);
+      return absl::OkStatus();
+    }
+    done_.insert(rel);
     std::string data = content.ok() ? *content : "";
     if (!content.ok()) ++stats_.skipped;
     std::string path = JoinPath(dst_, rel);
     RETURN_IF_ERROR(MakeDirs(JoinPath(dst_, DirName(rel))));
-    UniqueFd fd(
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode & 0777) | 0400));
+    // The target tree is new (Capture refuses a non-empty one): nothing may exist at the path.
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       (mode & 0777) | 0400));
     if (fd.get() < 0) return ErrnoStatus("create", path);
     size_t off = 0;
     while (off < data.size()) {
@@ -116,7 +132,10 @@ class Copier {
     if (::lstat(JoinPath(src_, rel).c_str(), &st) != 0) return absl::OkStatus();
     if (S_ISLNK(st.st_mode)) return CopyLink(rel);
     if (S_ISREG(st.st_mode)) return CopyFile(rel, st.st_mode);
-    if (!S_ISDIR(st.st_mode)) return absl::OkStatus();
+    if (!S_ISDIR(st.st_mode)) {
+      Refuse(rel, st.st_mode);
+      return absl::OkStatus();
+    }
     RETURN_IF_ERROR(MakeDir(rel));
     ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(JoinPath(src_, rel)));
     for (const std::string& name : names) RETURN_IF_ERROR(CopyAny(JoinPath(rel, name)));

@@ -450,6 +450,10 @@ int RunCapture(const ParsedArgs& p, const Environment& env, std::ostream& out, s
     err << fmt::format("warning: no RDMA devices or GPUs under {}: the capture is empty\n",
                        paths.sys_root);
   }
+  for (const std::string& r : stats->refused) {
+    err << fmt::format("warning: {}/{}: not a regular file, directory or symlink; not copied\n",
+                       paths.sys_root, r);
+  }
   if (stats->dev_nodes < stats->listed) {
     out << fmt::format("device numbers listed in {}/dev-numbers.txt (mknod needs root)\n", dir);
   }

@@ -253,7 +253,12 @@ struct CaptureStats {
   int dev_nodes = 0;
   // Char devices listed in dev-numbers.txt.
   int listed = 0;
+  // Attributes that could not be read (copied as empty files).
   int skipped = 0;
+  // Entries that are not regular files, directories or symlinks (a FIFO, socket or device in a
+  // sysfs tree is nobody's attribute): "<path relative to the sysfs root> (a FIFO)", never opened
+  // nor copied.
+  std::vector<std::string> refused;
 };
 
 // Copies the RDMA-relevant sysfs of `paths` into <dir>/sys (relative symlinks kept) and the

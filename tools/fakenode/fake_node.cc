@@ -40,10 +40,18 @@ std::string DirName(const std::string& path) {
 // Writes a sysfs attribute (content + "\n"), creating parent directories. No fsync: these are
 // test trees, and a build writes thousands of files.
 absl::Status WriteAttrFile(const std::string& path, const std::string& content) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  // Tests plant FIFOs in these trees: refuse anything but a regular file instead of blocking in
+  // open(2) until a reader appears (O_NONBLOCK: a FIFO without reader fails with ENXIO).
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        fmt::format("create {}: is {}, not a regular file", path, FileTypeName(st.st_mode)));
+  }
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  UniqueFd fd(::open(path.c_str(), kFlags, 0644));
   if (!fd.valid() && errno == ENOENT) {
     RETURN_IF_ERROR(MakeDirs(DirName(path)));
-    fd.Reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    fd.Reset(::open(path.c_str(), kFlags, 0644));
   }
   if (!fd.valid()) return ErrnoError("create", path);
   std::string data = content + "\n";

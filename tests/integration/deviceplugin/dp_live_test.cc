@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "common/testing/fifo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/temp_dir.h"
 #include "common/testing/wait.h"
@@ -42,6 +43,8 @@ using deviceplugin::Daemon;
 using deviceplugin::DaemonOptions;
 using deviceplugin::MetricsRegistry;
 using rdma::FakeEventSource;
+using ::rdmashare::testing::FinishesWithin;
+using ::rdmashare::testing::MakeFifo;
 using ::rdmashare::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -533,6 +536,51 @@ TEST_F(DpLiveTest, CdiSpecIsRewrittenOnChangeWithoutAListAndWatchUpdate) {
   events_->Trigger("rail 2");
   ASSERT_TRUE(WaitForUpdates(kGpu2, 2));
   EXPECT_THAT(History(kGpu1), ElementsAre("100 healthy"));
+}
+
+// A directory at gpu1's spec path and a FIFO at gpu2's (anyone with write access to the CDI
+// directory can plant them): the daemon starts promptly, logs each, serves the other six, is not
+// ready while naming the cause, and serves both once the entries are gone and a rescan ran.
+TEST_F(DpLiveTest, ConflictingCdiEntriesCostOnlyTheirResources) {
+  cdi_dir_ = dir_.Sub("cdi");
+  ASSERT_OK(MakeDirs(cdi_dir_));
+  const std::string gpu1_spec = cdi_dir_ + "/" + deviceplugin::CdiSpecFileName(kGpu1);
+  const std::string gpu2_spec = cdi_dir_ + "/" + deviceplugin::CdiSpecFileName(kGpu2);
+  ASSERT_OK(MakeDirs(gpu1_spec));
+  MakeFifo(gpu2_spec);
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log_);
+  auto old = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  const bool prompt = FinishesWithin([&] { StartDaemon(LiveConfig()); }, {gpu2_spec});
+  spdlog::set_default_logger(old);
+  ASSERT_TRUE(prompt) << "daemon start blocked on the FIFO";
+  ASSERT_NE(daemon_, nullptr);
+  std::vector<std::string> others;
+  for (int k = 3; k <= 8; ++k) others.push_back(fmt::format("spidernet.io/shared_cx5_gpu{}", k));
+  ASSERT_TRUE(env_.WaitForResources(others, 100));
+  EXPECT_THAT(env_.kubelet().Resources(), ::testing::ElementsAreArray(others));
+  const std::string logs = log_.str();
+  EXPECT_THAT(logs,
+              HasSubstr(fmt::format("resource={} not served: CDI spec for kind {}: open {}: is a "
+                                    "directory, not a regular file",
+                                    kGpu1, kGpu1, gpu1_spec)));
+  EXPECT_THAT(logs,
+              HasSubstr(fmt::format("resource={} not served: CDI spec for kind {}: open {}: is a "
+                                    "FIFO, not a regular file",
+                                    kGpu2, kGpu2, gpu2_spec)));
+  EXPECT_THAT(daemon_->Ready(), StatusIs(absl::StatusCode::kUnavailable,
+                                         HasSubstr("resource " + std::string(kGpu1) +
+                                                   " is not served: CDI spec for kind")));
+  EXPECT_TRUE(WaitForMetric(
+      "rdmashare_dp_resource_registered{resource=\"spidernet.io/shared_cx5_gpu1\"} 0"));
+
+  ASSERT_EQ(::rmdir(gpu1_spec.c_str()), 0);
+  ASSERT_EQ(::unlink(gpu2_spec.c_str()), 0);
+  events_->Trigger("operator removed the conflicting entries");
+  ASSERT_TRUE(env_.WaitForResources(WalkthroughResources(), 100));
+  EXPECT_TRUE(WaitFor([&] { return daemon_->Ready().ok(); })) << daemon_->Ready();
+  ASSERT_OK_AND_ASSIGN(std::string spec, ReadFile(gpu1_spec));
+  EXPECT_THAT(spec, HasSubstr("\"kind\": \"spidernet.io/shared_cx5_gpu1\""));
 }
 
 // The idle event loop (periodic rescan an hour away) still beats within its interval, so

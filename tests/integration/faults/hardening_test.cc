@@ -2,14 +2,17 @@
 // component that comes from the caller (container id, ifname, network name) is refused when it
 // could traverse or overflow, and CNI_NETNS must really be a network namespace. Each case checks
 // the CNI code, a message naming the problem, and that nothing was written to the IPAM data
-// directory (validation happens before any state changes).
+// directory (validation happens before any state changes). A FIFO planted as CNI_NETNS must not
+// hang ADD or DEL: every run has a deadline, so a regression fails instead of hanging.
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 #include <ostream>
 #include <string>
 
 #include "common/files.h"
+#include "common/testing/fifo.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -20,10 +23,16 @@ namespace rdmashare {
 namespace {
 
 using json = nlohmann::json;
+using ::rdmashare::testing::MakeFifo;
 using ::rdmashare::testing::RunProgram;
 using ::rdmashare::testing::Subprocess;
 using ::rdmashare::testing::TempDir;
 using ::testing::HasSubstr;
+
+// Deadline of one plugin run: far above a normal run (milliseconds), far below ctest's timeout.
+constexpr std::chrono::seconds kRunDeadline{20};
+// In env_override values: replaced with the test's temp directory (which holds a FIFO "fifo").
+constexpr char kDirToken[] = "{dir}";
 
 struct HostileCase {
   std::string name;
@@ -40,6 +49,7 @@ class HardeningTest : public ::testing::TestWithParam<std::tuple<std::string, Ho
 TEST_P(HardeningTest, IsRefusedWithItsCodeAndNothingIsWritten) {
   const auto& [binary, c] = GetParam();
   TempDir dir;
+  MakeFifo(dir.Sub("fifo"));
   std::string data = dir.Sub("data");
   json ipam = {{"type", "rdmashare-ipam"},
                {"subnet", "172.16.11.0/24"},
@@ -63,14 +73,17 @@ TEST_P(HardeningTest, IsRefusedWithItsCodeAndNothingIsWritten) {
   for (const auto& [k, v] : c.env_override) {
     if (v.empty()) {
       o.env.erase(k);
+    } else if (v.rfind(kDirToken, 0) == 0) {
+      o.env[k] = dir.path() + v.substr(std::string(kDirToken).size());
     } else {
       o.env[k] = v;
     }
   }
   o.stdin_data = conf.dump();
   o.work_dir = dir.path();
-  auto run = RunProgram(o);
-  ASSERT_EQ(run.exit_code, 1) << run.out << run.err;
+  auto run = RunProgram(o, kRunDeadline);
+  ASSERT_EQ(run.exit_code, 1) << "(-1 or 137: no answer within the deadline) " << run.out
+                              << run.err;
   json err = json::parse(run.out, nullptr, false);
   ASSERT_TRUE(err.is_object()) << run.out;
   EXPECT_EQ(err.value("code", 0), c.code) << run.out;
@@ -100,7 +113,41 @@ const HostileCase kBadNetns[] = {
      "not a network namespace"},
     {"NetnsIsADirectory", {{"CNI_NETNS", "/proc/self/ns"}}, {}, 3, "not a namespace file"},
     {"NetnsMissing", {{"CNI_NETNS", "/run/netns/rs-hardening-none"}}, {}, 3, "No such file"},
+    {"NetnsIsAFifo", {{"CNI_NETNS", "{dir}/fifo"}}, {}, 3, "not a namespace file (it is a FIFO)"},
+    {"NetnsIsACharacterDevice",
+     {{"CNI_NETNS", "/dev/null"}},
+     {},
+     3,
+     "not a namespace file (it is a character device)"},
 };
+
+// DEL must always end: a CNI_NETNS that is no namespace (here a FIFO) means nothing to remove
+// there, said on stderr, and DEL succeeds.
+TEST(HardeningDelTest, FifoAsNetnsEndsDelPromptlyWithAWarning) {
+  TempDir dir;
+  MakeFifo(dir.Sub("fifo"));
+  json conf = {
+      {"cniVersion", "1.0.0"},
+      {"name", "rail1"},
+      {"type", "rdmashare-macvlan"},
+      {"master", "enp11s0f0np0"},
+      {"ipam",
+       {{"type", "rdmashare-ipam"}, {"subnet", "172.16.11.0/24"}, {"dataDir", dir.Sub("data")}}}};
+  Subprocess::Options o;
+  o.argv = {RS_MACVLAN_BIN};
+  o.inherit_env = false;
+  o.env = {{"CNI_COMMAND", "DEL"},
+           {"CNI_CONTAINERID", "hard1"},
+           {"CNI_NETNS", dir.Sub("fifo")},
+           {"CNI_IFNAME", "net1"},
+           {"CNI_PATH", "/nonexistent"}};
+  o.stdin_data = conf.dump();
+  o.work_dir = dir.path();
+  auto run = RunProgram(o, kRunDeadline);
+  ASSERT_EQ(run.exit_code, 0) << "(-1 or 137: no answer within the deadline) " << run.out
+                              << run.err;
+  EXPECT_THAT(run.err, HasSubstr(dir.Sub("fifo") + ": not a namespace file (it is a FIFO)"));
+}
 
 std::string Name(const ::testing::TestParamInfo<std::tuple<std::string, HostileCase>>& info) {
   std::string bin = BaseName(std::get<0>(info.param)) == "rdmashare-macvlan" ? "Macvlan" : "Ipam";
