@@ -23,11 +23,14 @@ struct HostPaths {
   std::string kubelet_dir = "/var/lib/kubelet";
   // Directory of the local IPAM store.
   std::string ipam_data_dir = "/var/lib/cni/networks";
+  // Root-only runtime state (lock files), on tmpfs so it goes with a reboot.
+  std::string run_dir = "/run/rdmashare";
 
   bool operator==(const HostPaths& other) const {
     return sys_root == other.sys_root && dev_root == other.dev_root &&
            host_dev_root == other.host_dev_root && proc_root == other.proc_root &&
-           kubelet_dir == other.kubelet_dir && ipam_data_dir == other.ipam_data_dir;
+           kubelet_dir == other.kubelet_dir && ipam_data_dir == other.ipam_data_dir &&
+           run_dir == other.run_dir;
   }
 };
 

@@ -191,7 +191,8 @@ absl::StatusOr<std::vector<IpAddr>> RequestedIps(const IpamArgs& args) {
 Allocator::Allocator(IpamStore* store, std::function<int64_t()> now_seconds)
     : store_(store), now_seconds_(std::move(now_seconds)) {}
 
-absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& conf) const {
+absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& conf,
+                                      std::vector<std::string>* reserved) const {
   RETURN_IF_ERROR(ValidateOwner(args));
   const std::string& network = args.network_name;
   ASSIGN_OR_RETURN(std::vector<IpAddr> requested_list, RequestedIps(args));
@@ -329,6 +330,7 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
   }
   result.routes = conf.routes;
   result.dns = conf.dns;
+  if (reserved != nullptr) *reserved = created;
   return result;
 }
 
@@ -339,6 +341,22 @@ absl::Status Allocator::Del(const IpamArgs& args, const IpamConfig& conf) const 
   for (const Reservation& r : FilterByOwner(all, args.container_id, args.ifname)) {
     RETURN_IF_ERROR(store_->Release(args.network_name, r.ip));
     spdlog::info("ipam: network={} {} released {}", args.network_name, Owner(args), r.ip);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Allocator::Release(const IpamArgs& args, const IpamConfig& conf,
+                               const std::vector<std::string>& ips) const {
+  RETURN_IF_ERROR(ValidateOwner(args));
+  if (ips.empty()) return absl::OkStatus();
+  const std::set<std::string> wanted(ips.begin(), ips.end());
+  ASSIGN_OR_RETURN(auto lock, store_->Lock(args.network_name, conf.lock_timeout));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->List(args.network_name));
+  for (const Reservation& r : FilterByOwner(all, args.container_id, args.ifname)) {
+    if (wanted.count(r.ip) == 0) continue;
+    RETURN_IF_ERROR(store_->Release(args.network_name, r.ip));
+    spdlog::info("ipam: network={} {} released {} (undo of its own ADD)", args.network_name,
+                 Owner(args), r.ip);
   }
   return absl::OkStatus();
 }

@@ -28,10 +28,15 @@ class Allocator {
   // `store` must outlive the allocator. `now_seconds` returns Unix time (quarantine expiry).
   Allocator(IpamStore* store, std::function<int64_t()> now_seconds);
 
-  // See IpamAdd in ipam.h.
-  absl::StatusOr<Result> Add(const IpamArgs& args, const IpamConfig& conf) const;
+  // See IpamAdd in ipam.h. When `reserved` is not null it receives the addresses this call
+  // reserved (not those the owner already held).
+  absl::StatusOr<Result> Add(const IpamArgs& args, const IpamConfig& conf,
+                             std::vector<std::string>* reserved = nullptr) const;
   // See IpamDel.
   absl::Status Del(const IpamArgs& args, const IpamConfig& conf) const;
+  // See IpamRelease.
+  absl::Status Release(const IpamArgs& args, const IpamConfig& conf,
+                       const std::vector<std::string>& ips) const;
   // See IpamCheck.
   absl::Status Check(const IpamArgs& args, const IpamConfig& conf, const Result& prev) const;
   // See IpamGc.

@@ -102,6 +102,41 @@ TEST_F(AllocatorTest, AddTwiceForSameOwnerReturnsSameAddress) {
   EXPECT_EQ(store_.reserve_calls(), reserves);
 }
 
+TEST_F(AllocatorTest, AddReportsOnlyTheAddressesThisCallReserved) {
+  IpamConfig conf = Conf(kSmallPool);
+  std::vector<std::string> reserved = {"stale"};
+  ASSERT_OK_AND_ASSIGN(Result first, alloc_.Add(Args("a"), conf, &reserved));
+  EXPECT_THAT(reserved, ElementsAre("172.16.11.1"));
+  // The repeated ADD gets the same lease but did not create it.
+  ASSERT_OK_AND_ASSIGN(Result again, alloc_.Add(Args("a"), conf, &reserved));
+  EXPECT_EQ(again.ips, first.ips);
+  EXPECT_TRUE(reserved.empty());
+}
+
+TEST_F(AllocatorTest, ReleaseOfNothingKeepsTheLeaseAnEarlierAddMade) {
+  IpamConfig conf = Conf(kSmallPool);
+  AddIp(Args("a"), conf);
+  std::vector<std::string> reserved;
+  ASSERT_OK(alloc_.Add(Args("a"), conf, &reserved).status());
+  // The undo of the repeated ADD: it reserved nothing, so nothing goes.
+  ASSERT_OK(alloc_.Release(Args("a"), conf, reserved));
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].ip, "172.16.11.1");
+}
+
+TEST_F(AllocatorTest, ReleaseFreesOnlyListedAddressesOfThatOwner) {
+  IpamConfig conf = Conf(kSmallPool);
+  AddIp(Args("a", "net1"), conf);  // .1
+  AddIp(Args("b", "net1"), conf);  // .2
+  // .2 is b's: a's undo cannot take it even if it names it.
+  ASSERT_OK(alloc_.Release(Args("a", "net1"), conf, {"172.16.11.1", "172.16.11.2"}));
+  ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].ip, "172.16.11.2");
+  EXPECT_EQ(all[0].container_id, "b");
+}
+
 TEST_F(AllocatorTest, SameContainerOtherIfnameGetsOtherAddress) {
   IpamConfig conf = Conf(kSmallPool);
   EXPECT_NE(AddIp(Args("a", "net1"), conf), AddIp(Args("a", "net2"), conf));

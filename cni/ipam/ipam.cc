@@ -34,6 +34,7 @@ struct Session {
   std::unique_ptr<IpamStore> store;
   IpamArgs args;
   std::string journal_dir;  // etcd only
+  std::string node;         // etcd only: this invocation's node name
 };
 
 absl::StatusOr<Session> Open(const IpamArgs& args) {
@@ -47,6 +48,7 @@ absl::StatusOr<Session> Open(const IpamArgs& args) {
     return s;
   }
   ASSIGN_OR_RETURN(std::string node, ResolveNodeName(s.conf));
+  s.node = node;
   ASSIGN_OR_RETURN(s.client, EtcdClient::Create(EtcdOptionsFor(s.conf.store)));
   std::string pool = s.conf.pool.empty() ? args.network_name : s.conf.pool;
   s.args.network_name = pool;
@@ -96,6 +98,12 @@ absl::Status FlushJournal(Session& s, const Allocator& allocator) {
       if (j["network"].get<std::string>() != static_cast<EtcdStore*>(s.store.get())->network()) {
         continue;
       }
+      // Entries of another node name on this host (another nodeName / nodeNameFile) are that
+      // node's to flush: this one's Del would skip its records as foreign and drop the entry,
+      // leaking the address.
+      if (auto node = j.find("node"); node != j.end() && node->is_string() && *node != s.node) {
+        continue;
+      }
     }
     if (ok) {
       absl::Status st = allocator.Del(owner, s.conf);
@@ -129,12 +137,17 @@ auto WithAllocator(const IpamArgs& args, Fn fn)
 
 }  // namespace
 
-absl::StatusOr<Result> IpamAdd(const IpamArgs& args) {
+absl::StatusOr<Result> IpamAdd(const IpamArgs& args, std::vector<std::string>* reserved) {
   return WithAllocator(args, [&](Allocator& a, Session& s) {
-    auto result = a.Add(s.args, s.conf);
+    auto result = a.Add(s.args, s.conf, reserved);
     RDMASHARE_FAILPOINT("ipam.add.after_alloc");
     return result;
   });
+}
+
+absl::Status IpamRelease(const IpamArgs& args, const std::vector<std::string>& ips) {
+  return WithAllocator(args,
+                       [&](Allocator& a, Session& s) { return a.Release(s.args, s.conf, ips); });
 }
 
 absl::Status IpamDel(const IpamArgs& args) {
@@ -145,6 +158,7 @@ absl::Status IpamDel(const IpamArgs& args) {
     // etcd is down: a DEL must not leave the pod stuck. Record the release; the next
     // invocation or GC that reaches etcd performs it (only if still held by this owner).
     json entry = {{"network", args.network_name},
+                  {"node", s.node},
                   {"containerID", args.container_id},
                   {"ifname", args.ifname},
                   {"time", UnixNow()}};

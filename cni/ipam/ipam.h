@@ -72,8 +72,15 @@ struct IpamArgs {
 // Reserves one address per pool / range set for (container_id, ifname) and returns them with
 // gateways, the config's routes and DNS (resolvConf). Result::interfaces is empty and
 // IpConfig::interface unset: the caller fills them in. An existing reservation for the same
-// owner is returned unchanged (idempotent ADD).
-absl::StatusOr<Result> IpamAdd(const IpamArgs& args);
+// owner is returned unchanged (idempotent ADD). When `reserved` is not null it receives the
+// addresses THIS call reserved (empty when the owner already held everything): what the caller's
+// undo may release (IpamRelease) without taking an address from a concurrent or earlier ADD of the
+// same owner that is using it.
+absl::StatusOr<Result> IpamAdd(const IpamArgs& args, std::vector<std::string>* reserved = nullptr);
+
+// Releases those of `ips` that (container_id, ifname) still holds; other reservations of the
+// owner stay. The undo of a failed ADD, with the addresses IpamAdd reported as reserved by it.
+absl::Status IpamRelease(const IpamArgs& args, const std::vector<std::string>& ips);
 
 // Releases every reservation of (container_id, ifname) in the network. Succeeds when nothing is
 // held (repeated DEL, DEL after a failed ADD).

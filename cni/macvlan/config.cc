@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "cni/protocol/error.h"
+#include "cni/protocol/request.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni::macvlan {
@@ -64,8 +65,11 @@ absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
   const json& raw = conf.raw;
   const std::string& net = conf.name;
   if (auto s = GetString(raw, "master", net, &c.master); !s.ok()) return s;
-  if (c.master.size() > 15 || c.master.find('/') != std::string::npos) {
-    return Bad(net, "master", fmt::format("\"{}\" is not a valid interface name", c.master));
+  // Empty = the default-route interface; anything else must be a name a link can have.
+  if (std::string problem = IfNameProblem(c.master); !c.master.empty() && !problem.empty()) {
+    return Bad(net, "master",
+               fmt::format("\"{}\" is not a valid interface name: it {}",
+                           EscapeForMessage(c.master), problem));
   }
   if (auto s = GetString(raw, "mode", net, &c.mode); !s.ok()) return s;
   if (c.mode.empty()) c.mode = "bridge";
@@ -125,6 +129,9 @@ absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
   b.reset();
   if (auto s = GetBool(raw, "deferLinkDelete", net, &b); !s.ok()) return s;
   c.defer_link_delete = b.value_or(true);
+  b.reset();
+  if (auto s = GetBool(raw, "allowHostNetns", net, &b); !s.ok()) return s;
+  c.allow_host_netns = b.value_or(false);
   if (auto s = GetString(raw, "sysfsRoot", net, &c.sysfs_root); !s.ok()) return s;
   if (c.sysfs_root.empty()) c.sysfs_root = default_sysfs_root;
   if (auto s = GetString(raw, "logFile", net, &c.log_file); !s.ok()) return s;

@@ -4,6 +4,8 @@
 // Plain value + stateless functions; thread-safe. Errors are CniError statuses with code 7
 // (kInvalidNetworkConfig) naming the field, or 4 for a bad CNI_ARGS MAC.
 //
+// "master" must pass IfNameProblem (cni/protocol/request.h), like CNI_IFNAME.
+//
 // Fields (all optional):
 //   master          rail NIC; empty = the host's IPv4 default-route interface
 //   mode            bridge (default) | private | vepa | passthru
@@ -21,6 +23,9 @@
 //                   addresses and rules, answers, and deletes the link after replying (the
 //                   kernel's link teardown waits for an RCU barrier, ~20 ms); false = delete
 //                   before answering
+//   allowHostNetns  default false: CNI_NETNS naming the plugin's own (host) network namespace is
+//                   refused (code 4) unless this is true; DEL of such a request then leaves the
+//                   host's links and rules alone (it only releases the IPAM reservation)
 //   sysfsRoot       default HostPaths::sys_root ("/sys")
 //   logFile, logLevel
 #pragma once
@@ -49,6 +54,7 @@ struct MacvlanConfig {
   int probe_interval_ms = 25;
   int gateway_timeout_ms = 500;
   bool defer_link_delete = true;
+  bool allow_host_netns = false;
   std::string sysfs_root;
   std::string log_file;
   std::string log_level;
@@ -61,8 +67,9 @@ struct MacvlanConfig {
            rule_priority == o.rule_priority && detect_gateway == o.detect_gateway &&
            detect_ip_conflict == o.detect_ip_conflict && probe_count == o.probe_count &&
            probe_interval_ms == o.probe_interval_ms && gateway_timeout_ms == o.gateway_timeout_ms &&
-           defer_link_delete == o.defer_link_delete && sysfs_root == o.sysfs_root &&
-           log_file == o.log_file && log_level == o.log_level && ipam_type == o.ipam_type;
+           defer_link_delete == o.defer_link_delete && allow_host_netns == o.allow_host_netns &&
+           sysfs_root == o.sysfs_root && log_file == o.log_file && log_level == o.log_level &&
+           ipam_type == o.ipam_type;
   }
 };
 

@@ -30,6 +30,7 @@ TEST(MacvlanConfigTest, DefaultsWhenFieldsAreAbsent) {
   EXPECT_EQ(c, want);
   EXPECT_TRUE(c.policy_routing);
   EXPECT_TRUE(c.defer_link_delete);
+  EXPECT_FALSE(c.allow_host_netns);
   EXPECT_EQ(c.mode, "bridge");
   EXPECT_EQ(c.rule_priority, 1000u);
 }
@@ -42,7 +43,7 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
                "policyRouting":false,"routeTable":120,"rulePriority":500,"detectGateway":false,
                "detectIPConflict":true,"probeCount":2,"probeIntervalMs":50,"gatewayTimeoutMs":800,"sysfsRoot":"/fake",
                "logFile":"/tmp/x.log","logLevel":"debug","deferLinkDelete":false,
-               "ipam":{"type":"rdmashare-ipam"})"),
+               "allowHostNetns":true,"ipam":{"type":"rdmashare-ipam"})"),
           {}, "/sys"));
   EXPECT_EQ(c.master, "enp11s0f0np0");
   EXPECT_EQ(c.mode, "private");
@@ -58,6 +59,7 @@ TEST(MacvlanConfigTest, ReadsEveryField) {
   EXPECT_EQ(c.gateway_timeout_ms, 800);
   EXPECT_EQ(c.sysfs_root, "/fake");
   EXPECT_FALSE(c.defer_link_delete);
+  EXPECT_TRUE(c.allow_host_netns);
   EXPECT_EQ(c.log_file, "/tmp/x.log");
   EXPECT_EQ(c.ipam_type, "rdmashare-ipam");
 }
@@ -99,6 +101,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"MasterNotString", R"(,"master":5)", 7, "\"master\" must be a string"},
         BadCase{"MasterTooLong", R"(,"master":"abcdefghijklmnop")", 7, "not a valid interface"},
         BadCase{"MasterWithSlash", R"(,"master":"a/b")", 7, "not a valid interface"},
+        BadCase{"MasterWithPercentD", R"(,"master":"eth%d")", 7,
+                "\"master\" \"eth%d\" is not a valid interface name: it contains '%'"},
+        BadCase{"MasterWithColon", R"(,"master":"eth0:1")", 7, "it contains ':'"},
+        BadCase{"MasterWithSpace", R"(,"master":"eth 0")", 7, "it contains whitespace"},
+        BadCase{"MasterDotDot", R"(,"master":"..")", 7, "not a valid interface name"},
+        BadCase{"MasterNotAscii", R"(,"master":"eth\u00e9")", 7,
+                "\"eth\\xc3\\xa9\" is not a valid interface name: it contains byte 0xc3"},
+        BadCase{"MasterControlCharacter", R"(,"master":"eth\u0001")", 7,
+                "it contains byte 0x01 at offset 3"},
+        BadCase{"AllowHostNetnsNotBool", R"(,"allowHostNetns":"yes")", 7,
+                "\"allowHostNetns\" must be true or false"},
         BadCase{"UnknownMode", R"(,"mode":"source")", 7, "not one of bridge"},
         BadCase{"MtuNotInt", R"(,"mtu":"9000")", 7, "\"mtu\" must be an integer"},
         BadCase{"MtuTooSmall", R"(,"mtu":60)", 7, "below 68"},

@@ -1,11 +1,15 @@
 #include "cni/macvlan/plugin.h"
 
+#include <fcntl.h>
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,6 +29,8 @@
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/result.h"
 #include "common/failpoint.h"
+#include "common/files.h"
+#include "common/flock.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -93,8 +99,9 @@ absl::Status RequireIpam(const Context& ctx) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Result> IpamAddress(const Context& ctx) {
-  if (InProcessIpam(ctx)) return ipam::IpamAdd(MakeIpamArgs(ctx));
+// `reserved` receives the addresses this call reserved (in-process IPAM only).
+absl::StatusOr<Result> IpamAddress(const Context& ctx, std::vector<std::string>* reserved) {
+  if (InProcessIpam(ctx)) return ipam::IpamAdd(MakeIpamArgs(ctx), reserved);
   return DelegateAdd(ctx.config.ipam_type, *ctx.request, ctx.request->stdin_data);
 }
 
@@ -103,6 +110,94 @@ absl::Status IpamRelease(const Context& ctx) {
   CniRequest del = *ctx.request;
   del.command = kCmdDel;
   return DelegateDel(ctx.config.ipam_type, del, ctx.request->stdin_data);
+}
+
+// The undo of IpamAddress: releases only what that call reserved, so a repeated ADD of an
+// attachment that already holds its lease (a retry racing the first ADD, or one in another
+// netns) never frees an address an interface is using. A delegated IPAM plugin cannot say what
+// it created: it gets a DEL, as the spec's cleanup (ADDs of one netns are serialised, see
+// LockPodNetNs, so no live interface of this attachment exists at that point in that netns).
+absl::Status IpamUndo(const Context& ctx, const std::vector<std::string>& reserved) {
+  if (InProcessIpam(ctx)) {
+    if (reserved.empty()) {
+      spdlog::info("undo: container={} ifname={} held its lease before this ADD; kept",
+                   ctx.request->container_id, ctx.request->ifname);
+      return absl::OkStatus();
+    }
+    return ipam::IpamRelease(MakeIpamArgs(ctx), reserved);
+  }
+  return IpamRelease(ctx);
+}
+
+// How long an ADD or DEL waits for another one in the same pod netns (an ADD takes milliseconds;
+// its worst case is the IPAM lock wait, default 10 s, plus the ARP probes).
+constexpr std::chrono::seconds kPodLockTimeout{30};
+
+// (st_dev, st_ino) of an open file: the identity of a namespace behind an nsfs descriptor.
+absl::StatusOr<std::pair<dev_t, ino_t>> FileIdentity(int fd, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return CniError(kIoFailure, fmt::format("{}: fstat failed: {}", what, std::strerror(errno)));
+  }
+  return std::make_pair(st.st_dev, st.st_ino);
+}
+
+// True when `ns` is the network namespace the calling thread runs in: the one whose links the
+// plugin's host-side netlink socket sees (the thread's, not the process's, as tests run requests
+// on threads inside other namespaces). Code 5 when that cannot be determined.
+absl::StatusOr<bool> IsOwnNetNs(const NetNs& ns, const std::string& proc_root) {
+  const std::string self = JoinPath(proc_root, "thread-self/ns/net");
+  UniqueFd own(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!own.valid()) {
+    return CniError(kIoFailure,
+                    fmt::format("cannot tell whether CNI_NETNS {} is the plugin's own network "
+                                "namespace: open {} failed: {}",
+                                ns.path(), self, std::strerror(errno)));
+  }
+  ASSIGN_OR_RETURN(auto mine, FileIdentity(own.get(), self));
+  ASSIGN_OR_RETURN(auto theirs, FileIdentity(ns.fd(), "netns " + ns.path()));
+  return mine == theirs;
+}
+
+// Code 4 when CNI_NETNS is the plugin's own (host) namespace and the config does not allow it:
+// the "pod" interface would be created, addressed and routed on the host itself.
+absl::Status RefuseHostNetNs(const Context& ctx, const NetNs& ns, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(bool own, IsOwnNetNs(ns, paths.proc_root));
+  if (!own || ctx.config.allow_host_netns) return absl::OkStatus();
+  return CniError(kInvalidEnv,
+                  fmt::format("CNI_NETNS {} is the plugin's own (host) network namespace: "
+                              "refusing to configure interface {} on the host",
+                              ctx.request->netns, ctx.request->ifname),
+                  "set \"allowHostNetns\": true in the network config to allow it");
+}
+
+// Serialises the ADDs and DELs of one pod network namespace across processes, so a retried ADD
+// racing the first one sees the interface the first one made instead of sharing its lease and
+// tearing it down in its undo. The lock is a root-only file named after the namespace's identity
+// (<run_dir>/netns-locks/<dev>-<ino>.lock), not the namespace file itself, which any local user
+// who can read it could flock and so stall the pod. Namespace inode numbers are recycled by the
+// kernel, so the number of lock files stays bounded by the peak number of namespaces.
+absl::StatusOr<ExclusiveFlock> LockPodNetNs(const NetNs& ns, const HostPaths& paths) {
+  ASSIGN_OR_RETURN(auto id, FileIdentity(ns.fd(), "netns " + ns.path()));
+  const std::string dir = JoinPath(paths.run_dir, "netns-locks");
+  if (auto s = MakeDirs(dir, 0700); !s.ok()) {
+    return CniError(kIoFailure,
+                    fmt::format("netns {}: lock directory: {}", ns.path(), s.message()));
+  }
+  const std::string path = JoinPath(dir, fmt::format("{}-{}.lock", id.first, id.second));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) {
+    return CniError(kIoFailure, fmt::format("netns {}: open lock {} failed: {}", ns.path(), path,
+                                            std::strerror(errno)));
+  }
+  auto lock = ExclusiveFlock::Acquire(fd.get(), kPodLockTimeout,
+                                      fmt::format("netns {} (lock {})", ns.path(), path));
+  if (absl::IsDeadlineExceeded(lock.status())) {
+    return CniError(kTryAgainLater, std::string(lock.status().message()),
+                    "another ADD or DEL of this pod network namespace is still running");
+  }
+  if (!lock.ok()) return CniError(kIoFailure, std::string(lock.status().message()));
+  return std::move(*lock);
 }
 
 // Opens a Netlink bound to `ns` (the socket keeps that namespace after the thread leaves).
@@ -277,6 +372,8 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     table = t;
   }
   ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
+  RETURN_IF_ERROR(RefuseHostNetNs(ctx, pod_ns, paths));
+  ASSIGN_OR_RETURN(ExclusiveFlock pod_lock, LockPodNetNs(pod_ns, paths));
   auto host_or = Netlink::Open();
   if (!host_or.ok()) return AnnotateCni(host_or.status(), "host netlink");
   Netlink& host = **host_or;
@@ -302,10 +399,14 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     (void)pod.DeleteLink(stale->index);
   }
 
+  // Declared before the undo stack, whose destructor runs the undos that read it.
+  std::vector<std::string> reserved;
   UndoStack undo;
-  ASSIGN_OR_RETURN(Result result, IpamAddress(ctx));
-  undo.Push([&ctx] {
-    if (auto s = IpamRelease(ctx); !s.ok()) spdlog::error("undo: IPAM release: {}", s.ToString());
+  ASSIGN_OR_RETURN(Result result, IpamAddress(ctx, &reserved));
+  undo.Push([&ctx, &reserved] {
+    if (auto s = IpamUndo(ctx, reserved); !s.ok()) {
+      spdlog::error("undo: IPAM release: {}", s.ToString());
+    }
   });
   RDMASHARE_FAILPOINT("macvlan.add.after_ipam");
   if (result.ips.empty()) {
@@ -483,17 +584,9 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
 // deferLinkDelete and a non-null `deferred`, the link is renamed to DeadLinkName and stripped of
 // its addresses instead, and its deletion is set in `deferred` (run after the reply): the
 // kernel's unregister path waits for an RCU barrier (~20 ms) that nothing pod-visible depends on.
-absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
+absl::Status CleanupPod(const Context& ctx, const NetNs& ns, DeferredWork* deferred) {
   const CniRequest& req = *ctx.request;
-  if (req.netns.empty()) return absl::OkStatus();
-  auto ns = NetNs::Open(req.netns);
-  if (!ns.ok()) {
-    spdlog::log(absl::IsNotFound(ns.status()) ? spdlog::level::info : spdlog::level::warn,
-                "DEL: netns {} is gone or unusable ({}); nothing to remove there", req.netns,
-                ns.status().message());
-    return absl::OkStatus();
-  }
-  auto pod_or = NetlinkIn(*ns);
+  auto pod_or = NetlinkIn(ns);
   if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns);
   std::shared_ptr<Netlink> pod_nl(std::move(*pod_or));
   Netlink& pod = *pod_nl;
@@ -562,7 +655,35 @@ absl::Status CleanupPod(const Context& ctx, DeferredWork* deferred) {
 absl::StatusOr<std::string> Del(const CniRequest& req, const HostPaths& paths,
                                 DeferredWork* deferred) {
   ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
-  absl::Status pod_status = CleanupPod(ctx, deferred);
+  // The pod side: only in a pod netns that still exists and is not the host's (unless allowed),
+  // under the netns lock that ADD takes too. A host netns refused here was refused at ADD as
+  // well, so nothing of ours is there; the IPAM release below still runs, as for a netns that is
+  // gone, so the DEL succeeds and the runtime stops retrying it.
+  std::optional<NetNs> pod_ns;
+  if (!req.netns.empty()) {
+    auto ns = NetNs::Open(req.netns);
+    if (!ns.ok()) {
+      spdlog::log(absl::IsNotFound(ns.status()) ? spdlog::level::info : spdlog::level::warn,
+                  "DEL: netns {} is gone or unusable ({}); nothing to remove there", req.netns,
+                  ns.status().message());
+    } else {
+      ASSIGN_OR_RETURN(bool own, IsOwnNetNs(*ns, paths.proc_root));
+      if (own && !ctx.config.allow_host_netns) {
+        spdlog::warn(
+            "DEL: CNI_NETNS {} is the plugin's own (host) network namespace and "
+            "allowHostNetns is not set: no link or rule is touched there",
+            req.netns);
+      } else {
+        pod_ns.emplace(std::move(*ns));
+      }
+    }
+  }
+  std::optional<ExclusiveFlock> pod_lock;
+  if (pod_ns) {
+    ASSIGN_OR_RETURN(ExclusiveFlock lock, LockPodNetNs(*pod_ns, paths));
+    pod_lock.emplace(std::move(lock));
+  }
+  absl::Status pod_status = pod_ns ? CleanupPod(ctx, *pod_ns, deferred) : absl::OkStatus();
   RDMASHARE_FAILPOINT("macvlan.del.after_pod_cleanup");
   absl::Status ipam_status = ctx.config.ipam_type.empty() ? absl::OkStatus() : IpamRelease(ctx);
   RETURN_IF_ERROR(pod_status);
@@ -588,6 +709,7 @@ absl::StatusOr<std::string> Check(const CniRequest& req, const HostPaths& paths)
     RETURN_IF_ERROR(DelegateCheck(ctx.config.ipam_type, req, req.stdin_data));
   }
   ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
+  RETURN_IF_ERROR(RefuseHostNetNs(ctx, pod_ns, paths));
   auto host_or = Netlink::Open();
   if (!host_or.ok()) return AnnotateCni(host_or.status(), "host netlink");
   ASSIGN_OR_RETURN(Master master, FindMaster(**host_or, ctx.config));

@@ -58,21 +58,50 @@ absl::Status ValidateContainerId(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateIfName(const std::string& ifname) {
-  if (ifname.empty()) return CniError(kInvalidEnv, "CNI_IFNAME is empty");
-  if (ifname.size() > 15) {
-    return CniError(kInvalidEnv, fmt::format("CNI_IFNAME '{}' is longer than 15 bytes", ifname));
-  }
-  if (ifname == "." || ifname == "..") {
-    return CniError(kInvalidEnv, fmt::format("CNI_IFNAME '{}' is not a valid name", ifname));
-  }
-  for (char c : ifname) {
-    if (c == '/' || c == ':' || c == '\0' || std::isspace(static_cast<unsigned char>(c))) {
-      return CniError(kInvalidEnv,
-                      fmt::format("CNI_IFNAME '{}' contains '/', ':', NUL or whitespace", ifname));
+std::string EscapeForMessage(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    auto b = static_cast<unsigned char>(c);
+    if (b >= 0x20 && b < 0x7f && c != '\\') {
+      out.push_back(c);
+    } else {
+      out += fmt::format("\\x{:02x}", b);
     }
   }
-  return absl::OkStatus();
+  return out;
+}
+
+std::string IfNameProblem(const std::string& name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > kMaxIfNameLength) {
+    return fmt::format("is longer than {} bytes ({} bytes)", kMaxIfNameLength, name.size());
+  }
+  if (name == "." || name == "..") return "is not a valid name ('.' and '..' are reserved)";
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '/') return "contains '/'";
+    if (c == ':') return "contains ':' (the kernel's alias syntax)";
+    if (c == '%') {
+      return "contains '%' (the kernel would replace a \"%d\" with a number and create the "
+             "link under another name)";
+    }
+    if (c == ' ' || (b >= '\t' && b <= '\r')) {
+      return fmt::format("contains whitespace (byte 0x{:02x} at offset {})", b, i);
+    }
+    if (b < 0x20 || b >= 0x7f) {
+      return fmt::format("contains byte 0x{:02x} at offset {}: only printable ASCII is accepted", b,
+                         i);
+    }
+  }
+  return "";
+}
+
+absl::Status ValidateIfName(const std::string& ifname) {
+  std::string problem = IfNameProblem(ifname);
+  if (problem.empty()) return absl::OkStatus();
+  return CniError(kInvalidEnv,
+                  fmt::format("CNI_IFNAME '{}' {}", EscapeForMessage(ifname), problem));
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ParseCniArgs(const std::string& args) {

@@ -68,8 +68,22 @@ inline constexpr size_t kMaxContainerIdLength = 1024;
 // kMaxContainerIdLength bytes. Code 4 otherwise.
 absl::Status ValidateContainerId(const std::string& id);
 
-// Interface name rule from the spec / Linux: 1..15 bytes, not "." or "..", no '/', ':', NUL or
-// whitespace. Code 4 otherwise.
+// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+inline constexpr size_t kMaxIfNameLength = 15;
+
+// Why `name` is not an interface name we accept, or "" when it is one. The kernel's rule
+// (dev_valid_name: 1..15 bytes, not "." or "..", no '/', ':' or whitespace) plus two of ours:
+// no '%' (the kernel expands "%d" into a number, so the link would get another name than the one
+// asked for) and printable ASCII only (a non-UTF-8 name cannot be reported faithfully in the
+// JSON result, and the kernel counts Latin-1 0xa0 as whitespace). The text completes a sentence
+// that starts with the name ("contains '%' ...").
+std::string IfNameProblem(const std::string& name);
+
+// `text` for an error message: printable ASCII as is, every other byte as \xNN (names that
+// IfNameProblem refuses are quoted with it, so the message shows the bytes that were given).
+std::string EscapeForMessage(const std::string& text);
+
+// CNI_IFNAME must pass IfNameProblem. Code 4 naming the variable and the problem otherwise.
 absl::Status ValidateIfName(const std::string& ifname);
 
 // Parses CNI_ARGS "K1=V1;K2=V2" (CONVENTIONS.md). Empty string -> empty map; empty segments

@@ -113,7 +113,24 @@ INSTANTIATE_TEST_SUITE_P(
         BadEnvCase{"IfnameTooLong", With(AddEnv(), "CNI_IFNAME", "abcdefghijklmnop"),
                    "longer than 15 bytes"},
         BadEnvCase{"IfnameWithSlash", With(AddEnv(), "CNI_IFNAME", "net/1"), "contains '/'"},
-        BadEnvCase{"IfnameWithColon", With(AddEnv(), "CNI_IFNAME", "net:1"), "contains '/'"},
+        BadEnvCase{"IfnameWithColon", With(AddEnv(), "CNI_IFNAME", "net:1"), "contains ':'"},
+        BadEnvCase{"IfnameWithPercentD", With(AddEnv(), "CNI_IFNAME", "eth0%d"),
+                   "CNI_IFNAME 'eth0%d' contains '%'"},
+        BadEnvCase{"IfnameNotUtf8", With(AddEnv(), "CNI_IFNAME", "net\xff"),
+                   "CNI_IFNAME 'net\\xff' contains byte 0xff at offset 3"},
+        BadEnvCase{"IfnameValidUtf8ButNotAscii", With(AddEnv(), "CNI_IFNAME", "n\xc3\xa9t1"),
+                   "contains byte 0xc3 at offset 1: only printable ASCII"},
+        BadEnvCase{"IfnameLatin1NoBreakSpace",
+                   With(AddEnv(), "CNI_IFNAME",
+                        "net\xa0"
+                        "1"),
+                   "contains byte 0xa0 at offset 3"},
+        BadEnvCase{"IfnameControlCharacter", With(AddEnv(), "CNI_IFNAME", "net\x1b[1"),
+                   "'net\\x1b[1' contains byte 0x1b at offset 3"},
+        BadEnvCase{"IfnameDelCharacter", With(AddEnv(), "CNI_IFNAME", "net\x7f"),
+                   "contains byte 0x7f at offset 3"},
+        BadEnvCase{"IfnameWithTab", With(AddEnv(), "CNI_IFNAME", "net\t1"),
+                   "contains whitespace (byte 0x09 at offset 3)"},
         BadEnvCase{"IfnameWithSpace", With(AddEnv(), "CNI_IFNAME", "net 1"), "whitespace"},
         BadEnvCase{"IfnameDot", With(AddEnv(), "CNI_IFNAME", "."), "not a valid name"},
         BadEnvCase{"IfnameDotDot", With(AddEnv(), "CNI_IFNAME", ".."), "not a valid name"},
@@ -131,6 +148,18 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ValidateIfNameTest, AcceptsFifteenBytes) {
   EXPECT_THAT(ValidateIfName("abcdefghijklmno"), IsOk());
   EXPECT_THAT(ValidateIfName("net1"), IsOk());
+}
+
+TEST(ValidateIfNameTest, AcceptsEveryPrintableAsciiCharacterTheKernelAccepts) {
+  for (char c = 0x21; c < 0x7f; ++c) {
+    if (c == '/' || c == ':' || c == '%') continue;
+    EXPECT_THAT(ValidateIfName(std::string("n") + c), IsOk()) << c;
+  }
+}
+
+TEST(EscapeForMessageTest, KeepsPrintableAsciiAndEscapesEveryOtherByte) {
+  EXPECT_EQ(EscapeForMessage("net1"), "net1");
+  EXPECT_EQ(EscapeForMessage(std::string("a\0b\xff\\", 5)), "a\\x00b\\xff\\x5c");
 }
 
 TEST(ValidateContainerIdTest, AcceptsSpecCharacters) {

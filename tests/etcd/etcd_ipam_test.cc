@@ -290,6 +290,37 @@ TEST_F(EtcdIpamTest, DelWithEtcdDownIsJournaledAndFlushedByNextInvocation) {
   EXPECT_THAT(*entries, SizeIs(0));
 }
 
+// Two node names on one host share the data dir (e.g. nodeName changed, or two kubelets in a
+// test rig): a journaled DEL is flushed only by its own node's invocations; another node's
+// invocation leaves it (its Del would skip the record as foreign and drop the entry).
+TEST_F(EtcdIpamTest, JournalEntryIsFlushedOnlyByItsOwnNode) {
+  Node a = MakeNode("a");
+  Node b{"b", a.data_dir};  // same host, same data dir, another node name
+  std::string conf_a = Conf(a, "10.20.0.1-10.20.0.9");
+  std::string conf_b = Conf(b, "10.20.0.1-10.20.0.9");
+  ASSERT_FALSE(Ip(Exec("ADD", conf_a, "c1")).empty());
+  etcd_.Kill(0);
+  ASSERT_EQ(Exec("DEL", conf_a, "c1").exit_code, 0);
+  std::string journal = JoinPath(a.data_dir, "net1/etcd-journal");
+  ASSERT_THAT(*ListDir(journal), SizeIs(1));
+  auto entry = json::parse(*ReadFile(JoinPath(journal, ListDir(journal)->front())), nullptr, false);
+  EXPECT_EQ(entry.value("node", ""), "a");
+  ASSERT_TRUE(etcd_.Restart(0));
+  // Node b's invocation: the entry stays, and so does a's record.
+  ASSERT_EQ(Exec("ADD", conf_b, "c2").exit_code, 0);
+  EXPECT_THAT(*ListDir(journal), SizeIs(1));
+  auto records = Records("net1");
+  ASSERT_THAT(records, SizeIs(2));
+  // Node a's next invocation flushes it and releases the address.
+  ASSERT_EQ(Exec("ADD", conf_a, "c3").exit_code, 0);
+  EXPECT_THAT(*ListDir(journal), SizeIs(0));
+  records = Records("net1");
+  ASSERT_THAT(records, SizeIs(2));
+  std::set<std::string> owners;
+  for (const auto& [ip, rec] : records) owners.insert(rec["containerID"].get<std::string>());
+  EXPECT_EQ(owners, (std::set<std::string>{"c2", "c3"}));
+}
+
 TEST_F(EtcdIpamTest, DelOfALongContainerIdWithEtcdDownIsJournaledToo) {
   Node a = MakeNode("a");
   std::string conf = Conf(a, "10.20.0.1-10.20.0.9");

@@ -12,9 +12,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
@@ -461,6 +463,94 @@ TEST_F(CniFaultsTest, DelKilledBetweenLinkAndRuleCleanupLeavesNoRuleAfterRetry) 
       std::chrono::seconds(5)))
       << "links left in " << ns;
   EXPECT_EQ(RouteTable(ns, 100), "");
+}
+
+// The record content (container id) of every address of a network in the local store.
+std::map<std::string, std::string> Records(const std::string& data_dir, const std::string& net) {
+  std::map<std::string, std::string> out;
+  std::string dir = JoinPath(data_dir, net);
+  for (const std::string& n : ListDir(dir).value_or(std::vector<std::string>{})) {
+    if (n.empty() || n[0] == '.' || n == "lock" || n.rfind("last_reserved_ip", 0) == 0) continue;
+    std::string content = ReadFile(JoinPath(dir, n)).value_or("");
+    out[n] = content.substr(0, content.find("\r\n"));
+  }
+  return out;
+}
+
+// Two ADDs of one (container, ifname) in one pod netns at the same moment (a runtime retrying an
+// ADD it believes lost). At most one may configure the interface, and whichever does, the
+// address on it must stay reserved for that container: the loser's undo must not release a
+// reservation the winner is using. Many rounds (bounded in time), each ended by a DEL.
+TEST_F(CniFaultsTest, RacingAddsOfOneInterfaceLeaveTheLiveAddressReserved) {
+  TempDir data, work;
+  RailHarness h(1);
+  const std::string conf = RailConf(1, data.path()).dump();
+  const std::string pod = h.AddPod();
+  const std::string ns = RailHarness::NsName(pod);
+  auto node = net::NetNs::Open(h.node_ns());
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto env = [&](const std::string& cmd, const std::string& id) {
+    return std::map<std::string, std::string>{{"CNI_COMMAND", cmd},
+                                              {"CNI_CONTAINERID", id},
+                                              {"CNI_IFNAME", IfName(1)},
+                                              {"CNI_NETNS", pod},
+                                              {"CNI_PATH", "/nonexistent"}};
+  };
+  int rounds = 0, both_failed = 0, one_won = 0, both_won = 0, unreserved = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (; rounds < 150 && std::chrono::steady_clock::now() < deadline; ++rounds) {
+    const std::string id = fmt::format("race{}r{}", getpid(), rounds);
+    std::vector<int> codes;
+    absl::Status st = net::RunInNetNs(*node, [&] {
+      std::vector<std::unique_ptr<Subprocess>> adds;
+      for (int i = 0; i < 2; ++i) {
+        Subprocess::Options o;
+        o.argv = {kMacvlan};
+        o.inherit_env = false;
+        o.env = env("ADD", id);
+        o.stdin_data = conf;
+        o.work_dir = work.path();
+        adds.push_back(std::make_unique<Subprocess>(o));
+      }
+      // Started back to back: both pass the "interface exists?" check before either creates it.
+      for (auto& a : adds) {
+        if (!a->Start()) return absl::InternalError("cannot start " + kMacvlan);
+      }
+      for (auto& a : adds) {
+        auto code = a->Wait(std::chrono::seconds(60));
+        if (!code) return absl::DeadlineExceededError(kMacvlan + " did not finish in 60 s");
+        codes.push_back(*code);
+      }
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(st.ok()) << st;
+    int wins = static_cast<int>(std::count(codes.begin(), codes.end(), 0));
+    (wins == 0 ? both_failed : wins == 1 ? one_won : both_won)++;
+    EXPECT_LE(wins, 1) << "round " << rounds << ": both ADDs succeeded";
+    std::vector<std::string> on_link =
+        Links(ns).count(IfName(1)) != 0 ? Addresses(ns, IfName(1)) : std::vector<std::string>{};
+    std::map<std::string, std::string> records = Records(data.path(), NetworkName(1));
+    for (const std::string& ip : on_link) {
+      auto it = records.find(ip);
+      if (it == records.end() || it->second != id) {
+        ++unreserved;
+        ADD_FAILURE() << "round " << rounds << ": " << IfName(1) << " is up with " << ip
+                      << " but the store holds it for "
+                      << (it == records.end() ? std::string("nobody") : it->second);
+      }
+    }
+    if (wins == 1) {
+      EXPECT_EQ(on_link.size(), 1u) << "round " << rounds;
+    }
+    // The runtime's DEL after the round (it ends the attachment whichever ADD won).
+    Outcome del = FaultRunner(h, work.path()).Run("DEL", id, pod, 1, conf, Fault{});
+    ASSERT_EQ(del.exit_code, 0) << del.out.dump();
+    if (::testing::Test::HasFailure()) break;
+  }
+  std::printf("racing ADDs: rounds=%d one_won=%d both_failed=%d both_won=%d unreserved=%d\n",
+              rounds, one_won, both_failed, both_won, unreserved);
+  EXPECT_GT(one_won, 0) << "no round configured the interface: the race was never exercised";
+  EXPECT_EQ(Records(data.path(), NetworkName(1)).size(), 0u) << "an address leaked";
 }
 
 }  // namespace
