@@ -112,10 +112,10 @@ void ReadMeta(int meta_fd, const std::string& meta_path, const std::string& ip, 
   JsonLimits limits;
   limits.max_depth = 8;
   limits.max_bytes = 64 * 1024;
-  nlohmann::json meta = text.ok()
-                            ? ParseJsonBounded(*text, JoinPath(meta_path, ip), limits)
-                                  .value_or(nlohmann::json())
-                            : nlohmann::json();
+  nlohmann::json meta =
+      text.ok()
+          ? ParseJsonBounded(*text, JoinPath(meta_path, ip), limits).value_or(nlohmann::json())
+          : nlohmann::json();
   if (!meta.is_object()) {
     spdlog::warn("ipam store: sidecar {} is unreadable; ignoring it{}", JoinPath(meta_path, ip),
                  text.ok() ? "" : fmt::format(" ({})", text.status().message()));
