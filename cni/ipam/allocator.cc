@@ -346,7 +346,7 @@ absl::Status Allocator::Del(const IpamArgs& args, const IpamConfig& conf) const 
 }
 
 absl::Status Allocator::Release(const IpamArgs& args, const IpamConfig& conf,
-                               const std::vector<std::string>& ips) const {
+                                const std::vector<std::string>& ips) const {
   RETURN_IF_ERROR(ValidateOwner(args));
   if (ips.empty()) return absl::OkStatus();
   const std::set<std::string> wanted(ips.begin(), ips.end());
