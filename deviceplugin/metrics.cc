@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <list>
 #include <set>
 
 #include "common/status_macros.h"
@@ -327,6 +326,9 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string
 namespace {
 
 constexpr size_t kReadChunk = 4096;
+// What a client may still send after its request head (a body, a second request) before the
+// connection is closed: it is read and discarded, never parsed.
+constexpr size_t kMaxDrainBytes = 64 * 1024;
 
 const char* ReasonPhrase(int code) {
   switch (code) {
@@ -397,13 +399,34 @@ std::optional<std::string> FirstLine(const std::string& data) {
   return data.substr(0, end);
 }
 
-// End of the request head (index after the blank line), or npos.
-size_t HeadEnd(const std::string& data) {
-  size_t a = data.find("\r\n\r\n");
-  size_t b = data.find("\n\n");
+// End of the request head (index after the blank line), or npos. Searches from `from` on: the
+// caller passes where new bytes begin minus 3, since an end found earlier was already answered.
+size_t HeadEnd(const std::string& data, size_t from = 0) {
+  size_t a = data.find("\r\n\r\n", from);
+  size_t b = data.find("\n\n", from);
   size_t ea = a == std::string::npos ? a : a + 4;
   size_t eb = b == std::string::npos ? b : b + 2;
   return std::min(ea, eb);
+}
+
+// The client's address without the port (the unit of fairness when evicting), "" if unknown.
+std::string PeerKey(const struct sockaddr_storage& sa) {
+  if (sa.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(sa);
+    return std::string(reinterpret_cast<const char*>(&in.sin_addr), sizeof(in.sin_addr));
+  }
+  if (sa.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(sa);
+    return std::string(reinterpret_cast<const char*>(&in6.sin6_addr), sizeof(in6.sin6_addr));
+  }
+  return "";
+}
+
+// Sends `data` without blocking; what does not fit is dropped (the connection closes next).
+void SendBestEffort(int fd, const std::string& data) {
+  if (::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+    // The client is dropped either way.
+  }
 }
 
 absl::Status ErrnoBindStatus(int err, const std::string& address) {
@@ -425,12 +448,18 @@ absl::Status ErrnoBindStatus(int err, const std::string& address) {
 }  // namespace
 
 struct HttpServer::Conn {
-  enum class State { kReading, kWriting, kDraining };
+  // kReading: waiting for the request head (header deadline); kWriting: sending the response
+  // (write deadline); kDraining: answered and half-closed, discarding input until the client
+  // closes (idle deadline); kClosed: fd closed, erased at the end of the round.
+  enum class State { kReading, kWriting, kDraining, kClosed };
   UniqueFd fd;
+  std::string peer;
   State state = State::kReading;
-  std::string in;
-  std::string out;
-  size_t out_off = 0;
+  std::string in;              // the request head so far
+  bool line_checked = false;   // the request line is complete and was validated
+  std::string out;             // the response
+  size_t out_off = 0;          // bytes of `out` already sent
+  size_t drained = 0;          // bytes discarded after the head
   std::chrono::steady_clock::time_point deadline;
 };
 
@@ -447,6 +476,18 @@ absl::Status HttpServer::Start() {
   if (thread_.joinable() || listen_fd_.valid()) {
     return absl::FailedPreconditionError(
         fmt::format("metrics server {}: already started", options_.address));
+  }
+  auto bad_limit = [this](const char* what, int64_t got) {
+    return absl::InvalidArgumentError(fmt::format(
+        "metrics server {}: {} must be positive (got {})", options_.address, what, got));
+  };
+  if (options_.max_clients < 1) return bad_limit("max_clients", options_.max_clients);
+  if (options_.max_request_bytes < 1) return bad_limit("max_request_bytes", 0);
+  for (auto [name, value] :
+       {std::pair{"header_timeout", options_.header_timeout},
+        std::pair{"write_timeout", options_.write_timeout},
+        std::pair{"idle_timeout", options_.idle_timeout}}) {
+    if (value.count() <= 0) return bad_limit(name, value.count());
   }
   ASSIGN_OR_RETURN(auto host_port, ParseHostPort(options_.address));
   auto [host, port] = host_port;
@@ -480,7 +521,9 @@ absl::Status HttpServer::Start() {
       last = ErrnoBindStatus(errno, options_.address);
       continue;
     }
-    if (::listen(s.get(), 64) != 0) {
+    // A deep backlog: the loop accepts everything pending each round, and a probe behind a
+    // burst of attackers must wait in the queue rather than have its SYN dropped.
+    if (::listen(s.get(), SOMAXCONN) != 0) {
       last = ErrnoBindStatus(errno, options_.address);
       continue;
     }
@@ -505,6 +548,11 @@ absl::Status HttpServer::Start() {
   listen_fd_ = std::move(fd);
   wake_fd_ = std::move(wake);
   stop_ = false;
+  work_stats_ = HttpServerStats();
+  {
+    absl::MutexLock lock(&stats_mu_);
+    stats_ = work_stats_;
+  }
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -575,12 +623,200 @@ std::string HttpServer::Respond(const std::string& head) const {
   return TextResponse(404, fmt::format("no handler for {}\n", path), head_only);
 }
 
+HttpServerStats HttpServer::stats() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_;
+}
+
+void HttpServer::Close(Conn& c) {
+  if (c.state == Conn::State::kClosed) return;
+  c.fd.Reset();
+  c.state = Conn::State::kClosed;
+  std::string().swap(c.in);
+  std::string().swap(c.out);
+  --work_stats_.open_connections;
+}
+
+void HttpServer::EvictOne(ConnList& conns) {
+  // Cheapest to lose first: an answered connection, then one still sending its head, then one
+  // being written to (a scrape in progress); the lower the rank, the earlier it goes.
+  auto rank = [](Conn::State s) {
+    switch (s) {
+      case Conn::State::kDraining:
+        return 0;
+      case Conn::State::kReading:
+        return 1;
+      case Conn::State::kWriting:
+        return 2;
+      case Conn::State::kClosed:
+        break;
+    }
+    return 3;
+  };
+  std::map<std::string, int> per_peer;
+  int best_rank = 3;
+  for (const Conn& c : conns) {
+    if (c.state == Conn::State::kClosed) continue;
+    ++per_peer[c.peer];
+    best_rank = std::min(best_rank, rank(c.state));
+  }
+  Conn* victim = nullptr;
+  int victim_peer_conns = 0;
+  // The list is in accept order: the first of the busiest peer is its oldest.
+  for (Conn& c : conns) {
+    if (rank(c.state) != best_rank || best_rank == 3) continue;
+    int n = per_peer[c.peer];
+    if (victim == nullptr || n > victim_peer_conns) {
+      victim = &c;
+      victim_peer_conns = n;
+    }
+  }
+  if (victim == nullptr) return;
+  if (victim->state == Conn::State::kReading) {
+    SendBestEffort(victim->fd.get(),
+                   TextResponse(503, fmt::format("connection limit ({}) reached\n",
+                                                 options_.max_clients)));
+  }
+  Close(*victim);
+  ++work_stats_.evicted;
+}
+
+void HttpServer::AcceptNew(ConnList& conns, Clock::time_point now) {
+  // Bounded per round, so a flood of connects cannot keep the loop from serving the others.
+  for (int i = 0; i < options_.max_clients; ++i) {
+    struct sockaddr_storage sa = {};
+    socklen_t len = sizeof(sa);
+    int cfd = ::accept4(listen_fd_.get(), reinterpret_cast<struct sockaddr*>(&sa), &len,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (cfd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        spdlog::warn("metrics server {}: accept: {}", options_.address, std::strerror(errno));
+      }
+      return;
+    }
+    if (work_stats_.open_connections >= options_.max_clients) EvictOne(conns);
+    Conn& c = conns.emplace_back();
+    c.fd.Reset(cfd);
+    c.peer = PeerKey(sa);
+    c.deadline = now + options_.header_timeout;
+    ++work_stats_.accepted;
+    ++work_stats_.open_connections;
+    work_stats_.peak_connections =
+        std::max(work_stats_.peak_connections, work_stats_.open_connections);
+    // A probe sends its request right after connecting: answer it in this round, before later
+    // connects of the same burst can evict it.
+    ReadFrom(c, now);
+  }
+}
+
+void HttpServer::StartResponse(Conn& c, std::string response, Clock::time_point now) {
+  std::string().swap(c.in);
+  c.out = std::move(response);
+  c.out_off = 0;
+  c.state = Conn::State::kWriting;
+  c.deadline = now + options_.write_timeout;
+  ++work_stats_.responses;
+  WriteTo(c, now);
+}
+
+void HttpServer::WriteTo(Conn& c, Clock::time_point now) {
+  while (c.out_off < c.out.size()) {
+    ssize_t w =
+        ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) Close(c);
+      return;
+    }
+    c.out_off += static_cast<size_t>(w);
+  }
+  // Half-close and read what the client still sends, so that closing with unread data does not
+  // turn into a reset that destroys the response in flight.
+  ::shutdown(c.fd.get(), SHUT_WR);
+  std::string().swap(c.out);
+  c.state = Conn::State::kDraining;
+  c.deadline = now + options_.idle_timeout;
+}
+
+void HttpServer::ReadFrom(Conn& c, Clock::time_point now) {
+  char buf[kReadChunk];
+  ssize_t r = ::recv(c.fd.get(), buf, sizeof(buf), 0);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Close(c);
+    return;
+  }
+  if (r == 0) {
+    Close(c);
+    return;
+  }
+  if (c.state == Conn::State::kDraining) {
+    c.drained += static_cast<size_t>(r);
+    if (c.drained > kMaxDrainBytes) {
+      ++work_stats_.drain_limits;
+      Close(c);
+    }
+    return;
+  }
+  const size_t old = c.in.size();
+  c.in.append(buf, static_cast<size_t>(r));
+  size_t end = HeadEnd(c.in, old >= 3 ? old - 3 : 0);
+  if (end != std::string::npos && end <= options_.max_request_bytes) {
+    StartResponse(c, Respond(c.in.substr(0, end)), now);
+    return;
+  }
+  if (c.in.size() > options_.max_request_bytes) {
+    StartResponse(
+        c,
+        TextResponse(431,
+                     fmt::format("request head exceeds {} bytes\n", options_.max_request_bytes)),
+        now);
+    return;
+  }
+  if (c.line_checked) return;
+  if (c.in.find('\n', old) != std::string::npos) {
+    // Reject a bad request line at once instead of waiting for the rest of the head.
+    c.line_checked = true;
+    std::string m, t;
+    if (std::string p = RequestLineProblem(*FirstLine(c.in), &m, &t); !p.empty()) {
+      StartResponse(c, TextResponse(400, fmt::format("bad request: {}\n", p)), now);
+    }
+    return;
+  }
+  // No line end yet: binary garbage (a TLS ClientHello) is answered without waiting for one.
+  if (std::any_of(c.in.begin() + static_cast<std::ptrdiff_t>(old), c.in.end(), [](char ch) {
+        return (static_cast<unsigned char>(ch) < 0x20 && ch != '\r') || ch == 0x7f;
+      })) {
+    StartResponse(c, TextResponse(400, "bad request: control character in request line\n"), now);
+  }
+}
+
+void HttpServer::ExpireDeadlines(ConnList& conns, Clock::time_point now) {
+  for (Conn& c : conns) {
+    if (c.state == Conn::State::kClosed || c.deadline > now) continue;
+    switch (c.state) {
+      case Conn::State::kReading:
+        SendBestEffort(c.fd.get(), TextResponse(408, "request timeout\n"));
+        ++work_stats_.header_timeouts;
+        break;
+      case Conn::State::kWriting:
+        ++work_stats_.write_timeouts;
+        break;
+      case Conn::State::kDraining:
+        ++work_stats_.idle_timeouts;
+        break;
+      case Conn::State::kClosed:
+        break;
+    }
+    Close(c);
+  }
+  conns.remove_if([](const Conn& c) { return c.state == Conn::State::kClosed; });
+}
+
 void HttpServer::Loop() {
-  using Clock = std::chrono::steady_clock;
-  std::list<Conn> conns;
+  ConnList conns;
   std::vector<struct pollfd> pfds;
   std::vector<Conn*> polled;
-  char buf[kReadChunk];
   while (!stop_) {
     pfds.clear();
     polled.clear();
@@ -607,99 +843,30 @@ void HttpServer::Loop() {
     }
     if (stop_) break;
     now = Clock::now();
-    if (pfds[1].revents & POLLIN) {
-      for (;;) {
-        int cfd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0) break;
-        if (static_cast<int>(conns.size()) >= options_.max_clients) {
-          std::string r = TextResponse(503, "too many connections\n");
-          if (::send(cfd, r.data(), r.size(), MSG_NOSIGNAL) < 0) {
-            // Best effort: the client is dropped either way.
-          }
-          ::close(cfd);
-          continue;
-        }
-        Conn c;
-        c.fd.Reset(cfd);
-        c.deadline = now + options_.client_timeout;
-        conns.push_back(std::move(c));
-      }
-    }
-    std::set<Conn*> done;
+    // Accepting may evict polled connections: they are marked closed, skipped below and
+    // erased by ExpireDeadlines, so the pointers in `polled` stay valid for this round.
+    if (pfds[1].revents & POLLIN) AcceptNew(conns, now);
     for (size_t i = 0; i < polled.size(); ++i) {
       Conn& c = *polled[i];
       short re = pfds[i + 2].revents;
-      if (re == 0) continue;
+      if (re == 0 || c.state == Conn::State::kClosed) continue;
       if (c.state == Conn::State::kWriting) {
         if (re & (POLLERR | POLLHUP | POLLNVAL)) {
-          done.insert(&c);
-          continue;
-        }
-        ssize_t w =
-            ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
-        if (w < 0) {
-          if (errno != EAGAIN && errno != EINTR) done.insert(&c);
-          continue;
-        }
-        c.out_off += static_cast<size_t>(w);
-        if (c.out_off == c.out.size()) {
-          // Half-close and read what the client still sends, so that closing with unread data
-          // does not turn into a reset that destroys the response in flight.
-          ::shutdown(c.fd.get(), SHUT_WR);
-          c.state = Conn::State::kDraining;
+          Close(c);
+        } else {
+          WriteTo(c, now);
         }
         continue;
       }
-      ssize_t r = ::recv(c.fd.get(), buf, sizeof(buf), 0);
-      if (r < 0) {
-        if (errno != EAGAIN && errno != EINTR) done.insert(&c);
-        continue;
-      }
-      if (r == 0) {
-        done.insert(&c);
-        continue;
-      }
-      if (c.state == Conn::State::kDraining) continue;
-      c.in.append(buf, static_cast<size_t>(r));
-      size_t end = HeadEnd(c.in);
-      std::string response;
-      if (end != std::string::npos && end <= options_.max_request_bytes) {
-        response = Respond(c.in.substr(0, end));
-      } else if (c.in.size() > options_.max_request_bytes) {
-        response = TextResponse(
-            431, fmt::format("request head exceeds {} bytes\n", options_.max_request_bytes));
-      } else if (std::optional<std::string> line = FirstLine(c.in)) {
-        // Reject a bad request line at once instead of waiting for the rest of the head.
-        std::string m, t;
-        if (std::string p = RequestLineProblem(*line, &m, &t); !p.empty()) {
-          response = TextResponse(400, fmt::format("bad request: {}\n", p));
-        }
-      } else if (std::any_of(c.in.begin(), c.in.end(), [](char ch) {
-                   return (static_cast<unsigned char>(ch) < 0x20 && ch != '\r') || ch == 0x7f;
-                 })) {
-        response = TextResponse(400, "bad request: control character in request line\n");
-      }
-      if (!response.empty()) {
-        c.out = std::move(response);
-        c.in.clear();
-        c.state = Conn::State::kWriting;
-      }
+      ReadFrom(c, now);
     }
-    for (auto it = conns.begin(); it != conns.end();) {
-      bool expired = it->deadline <= now;
-      if (done.count(&*it) != 0 || expired) {
-        if (expired && it->state == Conn::State::kReading) {
-          std::string r = TextResponse(408, "request timeout\n");
-          if (::send(it->fd.get(), r.data(), r.size(), MSG_NOSIGNAL) < 0) {
-            // Best effort: the client is dropped either way.
-          }
-        }
-        it = conns.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    ExpireDeadlines(conns, now);
+    absl::MutexLock lock(&stats_mu_);
+    stats_ = work_stats_;
   }
+  for (Conn& c : conns) Close(c);
+  absl::MutexLock lock(&stats_mu_);
+  stats_ = work_stats_;
 }
 
 }  // namespace rdmashare::deviceplugin

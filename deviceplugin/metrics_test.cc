@@ -9,12 +9,16 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/wait.h"
 #include "common/unique_fd.h"
@@ -334,6 +338,23 @@ TEST(ParseHttpRequestHeadTest, MutatedHeadsAreAcceptedWellFormedOrRejected) {
 // ---------------------------------------------------------------------------------------------
 // HTTP server over real loopback sockets
 
+// Connects to 127.0.0.1:<port> from `source` (another loopback address stands for another
+// host); `rcvbuf` > 0 shrinks the receive buffer first (a client that reads nothing).
+UniqueFd ConnectFrom(uint16_t port, const char* source, int rcvbuf = 0) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (rcvbuf > 0) ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  sockaddr_in src = {};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &src.sin_addr);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) return UniqueFd();
+  sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return UniqueFd();
+  return fd;
+}
+
 UniqueFd Connect(uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in sa = {};
@@ -504,7 +525,7 @@ TEST_F(HttpServerTest, OversizedRequestHeadGets431) {
 
 TEST_F(HttpServerTest, SilentClientDoesNotBlockOthersAndTimesOut) {
   HttpServerOptions opts;
-  opts.client_timeout = std::chrono::milliseconds(1500);
+  opts.header_timeout = std::chrono::milliseconds(1500);
   StartServer(opts);
   UniqueFd silent = Connect(server_->port());
   ASSERT_TRUE(silent.valid());
@@ -520,22 +541,246 @@ TEST_F(HttpServerTest, SilentClientDoesNotBlockOthersAndTimesOut) {
   EXPECT_THAT(Exchange(partial.get(), ""), StartsWith("HTTP/1.1 408 Request Timeout\r\n"));
 }
 
-TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503) {
+TEST_F(HttpServerTest, AtTheCapANewConnectionEvictsTheOldestHalfOpenOne) {
   HttpServerOptions opts;
   opts.max_clients = 2;
   StartServer(opts);
-  UniqueFd a = Connect(server_->port()), b = Connect(server_->port());
-  ASSERT_TRUE(a.valid() && b.valid());
-  // Once a and b are held open, a third connection is turned away at once.
-  std::string third;
-  for (int i = 0; i < 50 && third.find(" 503 ") == std::string::npos; ++i) {
-    third = Get(server_->port(), "/healthz");
+  UniqueFd a = Connect(server_->port());
+  ASSERT_TRUE(a.valid());
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 1; }));
+  UniqueFd b = Connect(server_->port());
+  ASSERT_TRUE(b.valid());
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 2; }));
+  // a and b hold the two slots: a third connection is served and a, the oldest, makes room.
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  std::string evicted = Exchange(a.get(), "");
+  EXPECT_THAT(evicted, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_EQ(Body(evicted), "connection limit (2) reached\n");
+  EXPECT_THAT(Exchange(b.get(), "GET /healthz HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(server_->stats().evicted, 1u);
+}
+
+TEST_F(HttpServerTest, AnsweredConnectionsAreEvictedBeforeHalfOpenOnes) {
+  HttpServerOptions opts;
+  opts.max_clients = 2;
+  opts.idle_timeout = std::chrono::seconds(30);
+  StartServer(opts);
+  // a is answered but kept open by its client; b has sent nothing yet.
+  UniqueFd a = Connect(server_->port());
+  ASSERT_TRUE(a.valid());
+  ASSERT_THAT(Exchange(a.get(), "GET /healthz HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200 OK"));
+  UniqueFd b = Connect(server_->port());
+  ASSERT_TRUE(b.valid());
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 2; }));
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(server_->stats().evicted, 1u);
+  // b kept its slot.
+  EXPECT_THAT(Exchange(b.get(), "GET /readyz HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(HttpServerTest, AFloodFromOneHostEvictsItsOwnConnectionsNotTheProbes) {
+  HttpServerOptions opts;
+  opts.max_clients = 4;
+  StartServer(opts);
+  std::vector<UniqueFd> attackers;
+  auto attack = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      UniqueFd fd = ConnectFrom(server_->port(), "127.0.0.2");
+      ASSERT_TRUE(fd.valid()) << "connect from 127.0.0.2: " << std::strerror(errno);
+      attackers.push_back(std::move(fd));
+    }
+  };
+  attack(4);
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 4; }));
+  // The probe (from 127.0.0.1) has sent half of its head when 40 more attackers connect.
+  UniqueFd probe = Connect(server_->port());
+  ASSERT_TRUE(probe.valid());
+  ASSERT_GT(::send(probe.get(), "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL), 0);
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 5; }));
+  attack(40);
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 45; }));
+  // Older than all 40, the probe still holds its slot: each eviction hit the busiest host.
+  EXPECT_THAT(Exchange(probe.get(), "Host: x\r\n\r\n"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(server_->stats().evicted, 41u);
+}
+
+TEST_F(HttpServerTest, ABurstOfConnectsDoesNotEvictAProbeWhoseRequestHasArrived) {
+  // The first /healthz holds the server thread until released, so the connects below wait in
+  // the listen queue in a known order: 4 attackers, the probe (request sent), 10 attackers.
+  absl::Notification release;
+  std::atomic<bool> holding{false};
+  live_status_ = [&] {
+    if (!holding.exchange(true)) release.WaitForNotificationWithTimeout(absl::Seconds(20));
+    return absl::OkStatus();
+  };
+  HttpServerOptions opts;
+  opts.max_clients = 4;
+  StartServer(opts);
+  std::thread holder([&] { Get(server_->port(), "/healthz"); });
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return holding.load(); }));
+  std::vector<UniqueFd> attackers;
+  for (int i = 0; i < 4; ++i) attackers.push_back(Connect(server_->port()));
+  UniqueFd probe = Connect(server_->port());
+  ASSERT_TRUE(probe.valid());
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(probe.get(), request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  for (int i = 0; i < 10; ++i) attackers.push_back(Connect(server_->port()));
+  release.Notify();
+  // The probe is answered as it is accepted, before the 10 behind it take the slots.
+  EXPECT_THAT(Exchange(probe.get(), ""), StartsWith("HTTP/1.1 200 OK\r\n"));
+  holder.join();
+}
+
+TEST_F(HttpServerTest, HalfOpenFloodDoesNotStarveTheLivenessProbe) {
+  StartServer();  // the defaults main() uses: 64 connections
+  // 80 attackers hold connections: half send nothing, half a partial head.
+  std::vector<UniqueFd> attackers;
+  for (int i = 0; i < 80; ++i) {
+    UniqueFd fd = Connect(server_->port());
+    ASSERT_TRUE(fd.valid()) << i;
+    if (i % 2 == 1) {
+      ASSERT_GT(::send(fd.get(), "GET /healthz HTTP/1.1\r\nHo", 26, MSG_NOSIGNAL), 0);
+    }
+    attackers.push_back(std::move(fd));
   }
-  EXPECT_THAT(third, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
-  a.Reset();
-  b.Reset();
-  EXPECT_TRUE(::rdmashare::testing::WaitFor(
-      [&] { return Get(server_->port(), "/healthz").rfind("HTTP/1.1 200 OK\r\n", 0) == 0; }));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  // Well inside the header timeout (5 s): the probe did not wait for attackers to time out.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+TEST_F(HttpServerTest, OpenConnectionsNeverExceedTheCap) {
+  HttpServerOptions opts;
+  opts.max_clients = 8;
+  StartServer(opts);
+  std::vector<UniqueFd> attackers;
+  for (int i = 0; i < 200; ++i) {
+    UniqueFd fd = Connect(server_->port());
+    ASSERT_TRUE(fd.valid()) << i;
+    if (i % 2 == 1) {
+      ASSERT_GT(::send(fd.get(), "GET /", 5, MSG_NOSIGNAL), 0) << i;
+    }
+    attackers.push_back(std::move(fd));
+  }
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().accepted == 200; }));
+  HttpServerStats st = server_->stats();
+  EXPECT_EQ(st.peak_connections, 8);
+  EXPECT_EQ(st.open_connections, 8);
+  EXPECT_EQ(st.evicted, 192u);
+  // Seen from the clients: every evicted one was closed (it reads a 503 and EOF); the 8 that
+  // are still open have received nothing.
+  int still_open = 0;
+  for (const UniqueFd& fd : attackers) {
+    pollfd p = {fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) ++still_open;
+  }
+  EXPECT_EQ(still_open, 8);
+}
+
+TEST_F(HttpServerTest, SlowDripHeadIsCutOffAtTheHeaderDeadline) {
+  HttpServerOptions opts;
+  opts.header_timeout = std::chrono::milliseconds(500);
+  StartServer(opts);
+  UniqueFd fd = Connect(server_->port());
+  ASSERT_TRUE(fd.valid());
+  // One byte every 100 ms: each byte arrives well inside the header timeout, the whole head
+  // (3.5 s) does not.
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  size_t sent = 0;
+  for (; sent < request.size(); ++sent) {
+    pollfd p = {fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) != 0) break;  // the server answered or closed
+    if (::send(fd.get(), &request[sent], 1, MSG_NOSIGNAL) != 1) break;
+  }
+  EXPECT_LT(sent, request.size());
+  EXPECT_THAT(Exchange(fd.get(), ""), StartsWith("HTTP/1.1 408 Request Timeout\r\n"));
+  EXPECT_EQ(server_->stats().header_timeouts, 1u);
+  EXPECT_EQ(server_->stats().responses, 0u);
+}
+
+TEST_F(HttpServerTest, ConnectionKeptOpenAfterTheResponseIsClosedAtTheIdleTimeout) {
+  HttpServerOptions opts;
+  opts.idle_timeout = std::chrono::milliseconds(200);
+  StartServer(opts);
+  UniqueFd fd = Connect(server_->port());
+  ASSERT_TRUE(fd.valid());
+  // HTTP/1.1 without "Connection: close" asks for keep-alive: the server answers once, says
+  // close and half-closes; the client keeps its end open.
+  std::string r = Exchange(fd.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(r, HasSubstr("\r\nConnection: close\r\n"));
+  EXPECT_TRUE(::rdmashare::testing::WaitFor([&] {
+    HttpServerStats st = server_->stats();
+    return st.idle_timeouts == 1 && st.open_connections == 0;
+  }));
+}
+
+TEST_F(HttpServerTest, OneRequestPerConnection) {
+  StartServer();
+  std::string r = Request(server_->port(),
+                          "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(r.find("HTTP/1.1", 1), std::string::npos) << r;
+  EXPECT_EQ(server_->stats().responses, 1u);
+}
+
+TEST_F(HttpServerTest, ClientSendingEndlesslyAfterItsRequestIsClosed) {
+  StartServer();
+  UniqueFd fd = Connect(server_->port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_GT(::send(fd.get(), "POST /healthz HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 53,
+                   MSG_NOSIGNAL),
+            0);
+  // The body is never parsed; past 64 KiB the server stops reading it and closes.
+  const std::string chunk(16 * 1024, 'b');
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] {
+    ::send(fd.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return server_->stats().drain_limits == 1;
+  }));
+  EXPECT_EQ(server_->stats().open_connections, 0);
+}
+
+TEST_F(HttpServerTest, ClientThatNeverReadsTheMetricsIsDroppedAtTheWriteDeadline) {
+  // About 10 MB of exposition text: more than the socket buffers of both ends hold.
+  ASSERT_OK_AND_ASSIGN(Gauge * big, registry_.AddGauge("rdmashare_big", "Padding.", {"i"}));
+  for (int i = 0; i < 100000; ++i) big->Set({std::string(64, 'x') + std::to_string(i)}, i);
+  HttpServerOptions opts;
+  opts.write_timeout = std::chrono::milliseconds(300);
+  StartServer(opts);
+  UniqueFd stuck = ConnectFrom(server_->port(), "127.0.0.1", 4096);
+  ASSERT_TRUE(stuck.valid());
+  ASSERT_GT(::send(stuck.get(), "GET /metrics HTTP/1.1\r\n\r\n", 27, MSG_NOSIGNAL), 0);
+  ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().responses == 1; }));
+  // The server thread is not blocked on it...
+  EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  // ...and drops it at the write deadline.
+  EXPECT_TRUE(::rdmashare::testing::WaitFor([&] {
+    HttpServerStats st = server_->stats();
+    return st.write_timeouts == 1 && st.open_connections == 0;
+  }));
+}
+
+TEST_F(HttpServerTest, StartRefusesLimitsThatAreNotPositive) {
+  struct Case {
+    std::function<void(HttpServerOptions&)> set;
+    std::string field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {[](HttpServerOptions& o) { o.max_clients = 0; }, "max_clients"},
+           {[](HttpServerOptions& o) { o.max_request_bytes = 0; }, "max_request_bytes"},
+           {[](HttpServerOptions& o) { o.header_timeout = {}; }, "header_timeout"},
+           {[](HttpServerOptions& o) { o.write_timeout = {}; }, "write_timeout"},
+           {[](HttpServerOptions& o) { o.idle_timeout = std::chrono::milliseconds(-1); },
+            "idle_timeout"},
+       }) {
+    HttpServerOptions opts;
+    c.set(opts);
+    HttpServer server(opts, &registry_, nullptr, nullptr);
+    EXPECT_THAT(server.Start(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr(c.field + " must be positive")));
+  }
 }
 
 TEST_F(HttpServerTest, ManySequentialAndParallelClientsAreServed) {

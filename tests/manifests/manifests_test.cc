@@ -268,7 +268,13 @@ std::vector<std::string> DpArgv(const TempDir& dir, const std::string& config_pa
                                 const std::vector<std::string>& extra) {
   json c = Container(DpDaemonSet());
   std::vector<std::string> argv = Strings(c["command"]);
-  for (const std::string& a : Strings(c["args"])) argv.push_back(a);
+  // Kubelet expands $(VAR) from the container's env; status.hostIP is this host's loopback here.
+  for (std::string a : Strings(c["args"])) {
+    for (size_t pos; (pos = a.find("$(HOST_IP)")) != std::string::npos;) {
+      a.replace(pos, 10, "127.0.0.1");
+    }
+    argv.push_back(a);
+  }
   auto [sys, dev] = WalkthroughNode(dir);
   for (const std::string& a : std::vector<std::string>{
            "--config=" + config_path, "--sysfs-root=" + sys, "--dev-root=" + dev,
@@ -332,12 +338,50 @@ TEST(DpDaemonSet, MountsHostDirectoriesAsTheDaemonNeedsThem) {
     bool read_only;
   };
   for (const Want& w : {Want{"/var/lib/kubelet/device-plugins", false},
-                        Want{"/var/lib/kubelet/plugins_registry", false}, Want{"/dev", false},
+                        Want{"/var/lib/kubelet/plugins_registry", false}, Want{"/dev", true},
                         Want{"/sys", true}, Want{"/var/run/cdi", false}}) {
     json m = MountAt(c, w.path);
     EXPECT_EQ(m.value("readOnly", false), w.read_only) << w.path;
     EXPECT_EQ(Volume(ds, m.value("name", ""))["hostPath"].value("path", ""), w.path);
   }
+}
+
+TEST(DpDaemonSet, MetricsBindTheNodeAddressFromTheDownwardApi) {
+  json c = Container(DpDaemonSet());
+  std::string addr;
+  for (const std::string& a : Strings(c["args"])) {
+    if (a.rfind("--metrics-addr=", 0) == 0) addr = a.substr(15);
+  }
+  EXPECT_EQ(addr, "$(HOST_IP):9646");
+  bool host_ip = false;
+  for (const json& e : c["env"]) {
+    if (e.value("name", "") == "HOST_IP") {
+      host_ip = e["valueFrom"]["fieldRef"].value("fieldPath", "") == "status.hostIP";
+    }
+  }
+  EXPECT_TRUE(host_ip) << "HOST_IP must come from status.hostIP";
+}
+
+TEST(Manifests, DaemonSetsRunOnLabelledRdmaNodesWithTheKustomizedImage) {
+  json kust = YamlDocs(Slurp(kManifests + "/kustomization.yaml"))[0];
+  ASSERT_EQ(kust["images"].size(), 1u);
+  const std::string image_name = kust["images"][0].value("name", "");
+  EXPECT_NE(image_name.find('/'), std::string::npos) << "a fully qualified image name";
+  for (const auto& [file, name] : std::vector<std::pair<std::string, std::string>>{
+           {"daemonset-dp.yaml", "rdmashare-dp"},
+           {"daemonset-cni-installer.yaml", "rdmashare-cni-installer"},
+           {"test-workload.yaml", "rdma-tools"}}) {
+    json ds = Find(Manifest(file), "DaemonSet", name);
+    EXPECT_EQ(ds["spec"]["template"]["spec"]["nodeSelector"].value("rdmashare.io/rdma", ""),
+              "true")
+        << file;
+    if (file != "test-workload.yaml") {
+      std::string image = Container(ds).value("image", "");
+      EXPECT_EQ(image.substr(0, image.rfind(':')), image_name) << file;
+    }
+  }
+  json reg = Volume(DpDaemonSet(), "plugins-registry");
+  EXPECT_EQ(reg["hostPath"].value("type", ""), "DirectoryOrCreate");
 }
 
 TEST(DpDaemonSet, RunsOnTheHostNetworkAsNodeCriticalWithoutPrivileges) {
