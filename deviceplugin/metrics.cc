@@ -455,11 +455,11 @@ struct HttpServer::Conn {
   UniqueFd fd;
   std::string peer;
   State state = State::kReading;
-  std::string in;              // the request head so far
-  bool line_checked = false;   // the request line is complete and was validated
-  std::string out;             // the response
-  size_t out_off = 0;          // bytes of `out` already sent
-  size_t drained = 0;          // bytes discarded after the head
+  std::string in;             // the request head so far
+  bool line_checked = false;  // the request line is complete and was validated
+  std::string out;            // the response
+  size_t out_off = 0;         // bytes of `out` already sent
+  size_t drained = 0;         // bytes discarded after the head
   std::chrono::steady_clock::time_point deadline;
 };
 
@@ -478,15 +478,14 @@ absl::Status HttpServer::Start() {
         fmt::format("metrics server {}: already started", options_.address));
   }
   auto bad_limit = [this](const char* what, int64_t got) {
-    return absl::InvalidArgumentError(fmt::format(
-        "metrics server {}: {} must be positive (got {})", options_.address, what, got));
+    return absl::InvalidArgumentError(fmt::format("metrics server {}: {} must be positive (got {})",
+                                                  options_.address, what, got));
   };
   if (options_.max_clients < 1) return bad_limit("max_clients", options_.max_clients);
   if (options_.max_request_bytes < 1) return bad_limit("max_request_bytes", 0);
-  for (auto [name, value] :
-       {std::pair{"header_timeout", options_.header_timeout},
-        std::pair{"write_timeout", options_.write_timeout},
-        std::pair{"idle_timeout", options_.idle_timeout}}) {
+  for (auto [name, value] : {std::pair{"header_timeout", options_.header_timeout},
+                             std::pair{"write_timeout", options_.write_timeout},
+                             std::pair{"idle_timeout", options_.idle_timeout}}) {
     if (value.count() <= 0) return bad_limit(name, value.count());
   }
   ASSIGN_OR_RETURN(auto host_port, ParseHostPort(options_.address));
@@ -673,9 +672,9 @@ void HttpServer::EvictOne(ConnList& conns) {
   }
   if (victim == nullptr) return;
   if (victim->state == Conn::State::kReading) {
-    SendBestEffort(victim->fd.get(),
-                   TextResponse(503, fmt::format("connection limit ({}) reached\n",
-                                                 options_.max_clients)));
+    SendBestEffort(
+        victim->fd.get(),
+        TextResponse(503, fmt::format("connection limit ({}) reached\n", options_.max_clients)));
   }
   Close(*victim);
   ++work_stats_.evicted;
@@ -766,11 +765,10 @@ void HttpServer::ReadFrom(Conn& c, Clock::time_point now) {
     return;
   }
   if (c.in.size() > options_.max_request_bytes) {
-    StartResponse(
-        c,
-        TextResponse(431,
-                     fmt::format("request head exceeds {} bytes\n", options_.max_request_bytes)),
-        now);
+    StartResponse(c,
+                  TextResponse(431, fmt::format("request head exceeds {} bytes\n",
+                                                options_.max_request_bytes)),
+                  now);
     return;
   }
   if (c.line_checked) return;

@@ -556,7 +556,8 @@ TEST_F(HttpServerTest, AtTheCapANewConnectionEvictsTheOldestHalfOpenOne) {
   std::string evicted = Exchange(a.get(), "");
   EXPECT_THAT(evicted, StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_EQ(Body(evicted), "connection limit (2) reached\n");
-  EXPECT_THAT(Exchange(b.get(), "GET /healthz HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(Exchange(b.get(), "GET /healthz HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_EQ(server_->stats().evicted, 1u);
 }
 

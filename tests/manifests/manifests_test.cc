@@ -372,8 +372,7 @@ TEST(Manifests, DaemonSetsRunOnLabelledRdmaNodesWithTheKustomizedImage) {
            {"daemonset-cni-installer.yaml", "rdmashare-cni-installer"},
            {"test-workload.yaml", "rdma-tools"}}) {
     json ds = Find(Manifest(file), "DaemonSet", name);
-    EXPECT_EQ(ds["spec"]["template"]["spec"]["nodeSelector"].value("rdmashare.io/rdma", ""),
-              "true")
+    EXPECT_EQ(ds["spec"]["template"]["spec"]["nodeSelector"].value("rdmashare.io/rdma", ""), "true")
         << file;
     if (file != "test-workload.yaml") {
       std::string image = Container(ds).value("image", "");
