@@ -119,6 +119,18 @@ const HostileCase kBadNetns[] = {
      {},
      3,
      "not a namespace file (it is a character device)"},
+    // The plugin's own namespace (the test runs in the host's): nothing may be configured there.
+    {"NetnsIsTheHostsOwn",
+     {{"CNI_NETNS", "/proc/self/ns/net"}},
+     {},
+     4,
+     "is the plugin's own (host) network namespace"},
+    // Opting in gets past that check (and fails later: the master does not exist here).
+    {"HostNetnsAllowedGetsToTheMaster",
+     {{"CNI_NETNS", "/proc/self/ns/net"}},
+     {{"allowHostNetns", true}, {"master", "rsnomaster0"}},
+     101,
+     "rsnomaster0"},
 };
 
 // DEL must always end: a CNI_NETNS that is no namespace (here a FIFO) means nothing to remove
