@@ -11,6 +11,7 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "cni/ipam/config.h"
 #include "cni/ipam/ipam.h"
@@ -124,7 +125,15 @@ int Main() {
 }  // namespace
 }  // namespace rdmashare::cni::ipam
 
-int main() {
+int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  std::string usage = rdmashare::cni::PluginUsage(
+      std::vector<std::string>(argv + 1, argv + argc), "rdmashare-ipam",
+      "IP address management for the rail networks (local store, or etcd for pools that span "
+      "nodes)");
+  if (!usage.empty()) {
+    std::cout << usage;
+    return 0;
+  }
   return rdmashare::cni::ipam::Main();
 }

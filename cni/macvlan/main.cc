@@ -8,6 +8,7 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "cni/macvlan/plugin.h"
 #include "cni/protocol/error.h"
@@ -75,7 +76,15 @@ void RunAfterReply(const std::function<void()>& work) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  std::string usage = rdmashare::cni::PluginUsage(
+      std::vector<std::string>(argv + 1, argv + argc), "rdmashare-macvlan",
+      "a macvlan of the rail NIC in the pod, with per-interface policy routing and gateway and "
+      "IP-conflict probes");
+  if (!usage.empty()) {
+    std::cout << usage;
+    return 0;
+  }
   try {
     absl::StatusOr<std::string> input = rdmashare::cni::ReadStdin(std::cin);
     if (!input.ok()) {

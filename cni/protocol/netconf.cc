@@ -83,6 +83,33 @@ bool VersionAtLeast(const std::string& version, const std::string& minimum) {
   return VersionParts(version) >= VersionParts(minimum);
 }
 
+std::string PluginUsage(const std::vector<std::string>& args, const std::string& plugin,
+                        const std::string& about) {
+  for (const std::string& a : args) {
+    if (a == "--version" || a == "-version") {
+      return fmt::format("{} {} (CNI {})\n", plugin, RDMASHARE_VERSION, kLatestVersion);
+    }
+    if (a == "--help" || a == "-h" || a == "-help") {
+      std::string versions;
+      for (const char* v : kSupportedVersions)
+        versions += (versions.empty() ? "" : ", ") + std::string(v);
+      return fmt::format(
+          "{plugin}: {about}\n\n"
+          "A CNI plugin: the container runtime runs it with CNI_COMMAND (ADD, DEL, CHECK, STATUS,\n"
+          "GC, VERSION), CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS and CNI_PATH in the\n"
+          "environment and the network config as JSON on stdin (at most {max} bytes); it answers\n"
+          "with one JSON document on stdout (a result or an error with its CNI code) and exits\n"
+          "0 or 1. Spec versions: {versions}.\n\n"
+          "Try it: echo '{{\"cniVersion\":\"1.0.0\"}}' | CNI_COMMAND=VERSION {plugin}\n"
+          "Configuration keys: see the README of rdmashare ({plugin} section).\n\n"
+          "  --help       this text\n  --version    the plugin's version\n",
+          fmt::arg("plugin", plugin), fmt::arg("about", about), fmt::arg("max", kMaxStdinBytes),
+          fmt::arg("versions", versions));
+    }
+  }
+  return "";
+}
+
 absl::StatusOr<std::string> ReadStdin(std::istream& in, size_t max_bytes) {
   std::string data;
   char buf[65536];

@@ -75,6 +75,11 @@ inline constexpr size_t kMaxStdinBytes = 4 << 20;
 // about 6 levels).
 inline constexpr size_t kMaxJsonDepth = 64;
 
+// What a CNI plugin prints for --help / --version (argv is otherwise ignored: the runtime
+// passes everything in the environment and on stdin). Empty when argv asks for neither.
+std::string PluginUsage(const std::vector<std::string>& args, const std::string& plugin,
+                        const std::string& about);
+
 // Reads the whole stdin, at most kMaxStdinBytes: more is code 6 (kDecodeFailure) "stdin: more
 // than N bytes" without reading it all.
 absl::StatusOr<std::string> ReadStdin(std::istream& in, size_t max_bytes = kMaxStdinBytes);

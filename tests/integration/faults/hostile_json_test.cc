@@ -147,5 +147,25 @@ TEST(PoolDeepConfTest, DeepConfigOrConflistIsAClearError) {
   }
 }
 
+// Every binary answers --help (and --version) on stdout with exit 0, without reading stdin.
+TEST(PluginHelpTest, BothPluginsAnswerHelpAndVersion) {
+  TempDir dir;
+  for (const std::string binary : {RS_MACVLAN_BIN, RS_IPAM_BIN}) {
+    std::string name = binary.substr(binary.rfind('/') + 1);
+    Subprocess::Options o;
+    o.argv = {binary, "--help"};
+    o.inherit_env = false;
+    o.work_dir = dir.path();
+    RunResult help = RunProgram(o, std::chrono::seconds(10));
+    EXPECT_EQ(help.exit_code, 0) << name;
+    EXPECT_THAT(help.out, HasSubstr(name + ": "));
+    EXPECT_THAT(help.out, HasSubstr("CNI_COMMAND"));
+    o.argv = {binary, "--version"};
+    RunResult version = RunProgram(o, std::chrono::seconds(10));
+    EXPECT_EQ(version.exit_code, 0) << name;
+    EXPECT_THAT(version.out, HasSubstr(name + " 0.1.0 (CNI 1.1.0)"));
+  }
+}
+
 }  // namespace
 }  // namespace rdmashare
