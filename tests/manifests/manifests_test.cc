@@ -673,9 +673,40 @@ TEST(EtcdOverlay, OneMemberClusterNamesTheHeadlessServiceOfThePod) {
   for (const std::string& a : Strings(Container(sts)["args"])) {
     if (a.rfind("--initial-cluster=", 0) == 0) initial = a.substr(18);
   }
-  EXPECT_EQ(initial, fmt::format("rdmashare-etcd-0=http://rdmashare-etcd-0.{}.rdmashare.svc:2380",
+  EXPECT_EQ(initial, fmt::format("rdmashare-etcd-0=https://rdmashare-etcd-0.{}.rdmashare.svc:2380",
                                  peer["metadata"]["name"].get<std::string>()));
   EXPECT_EQ(sts["spec"].value("replicas", 0), 1);
+}
+
+TEST(EtcdOverlay, ServesTlsWithClientCertsFromTheServerSecret) {
+  json sts = Find(Manifest("etcd/in-cluster/etcd.yaml"), "StatefulSet", "rdmashare-etcd");
+  json c = Container(sts);
+  std::map<std::string, std::string> flags;
+  for (const std::string& a : Strings(c["args"])) {
+    size_t eq = a.find('=');
+    flags[a.substr(0, eq)] = eq == std::string::npos ? "" : a.substr(eq + 1);
+  }
+  for (const char* url : {"--listen-client-urls", "--advertise-client-urls", "--listen-peer-urls",
+                          "--initial-advertise-peer-urls"}) {
+    EXPECT_EQ(flags[url].rfind("https://", 0), 0u) << url << "=" << flags[url];
+  }
+  EXPECT_EQ(flags["--client-cert-auth"], "true");
+  EXPECT_EQ(flags["--peer-client-cert-auth"], "true");
+  // The certificate files are the server Secret's keys where it is mounted.
+  json mount = MountAt(c, "/etc/etcd/tls");
+  EXPECT_TRUE(mount.value("readOnly", false));
+  EXPECT_EQ(Volume(sts, mount.value("name", ""))["secret"].value("secretName", ""),
+            "rdmashare-etcd-server");
+  for (const char* f : {"--cert-file", "--peer-cert-file"})
+    EXPECT_EQ(flags[f], "/etc/etcd/tls/tls.crt");
+  for (const char* f : {"--key-file", "--peer-key-file"})
+    EXPECT_EQ(flags[f], "/etc/etcd/tls/tls.key");
+  for (const char* f : {"--trusted-ca-file", "--peer-trusted-ca-file"}) {
+    EXPECT_EQ(flags[f], "/etc/etcd/tls/ca.crt");
+  }
+  // Probes on the plain-http metrics listener (kubelet presents no client certificate).
+  EXPECT_EQ(flags["--listen-metrics-urls"], "http://0.0.0.0:2381");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"].value("port", json()), "metrics");
 }
 
 // -------------------------------------------------------------------------- Containerfile
