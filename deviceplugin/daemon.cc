@@ -291,6 +291,11 @@ void Daemon::PublishMetrics(const Entry& e) {
   // A zero sample from the start, so rate() and absent() see the series before the first
   // registration.
   if (metrics_.registrations) metrics_.registrations->Increment(label, 0);
+  if (metrics_.allocations) {
+    for (const char* result : {"ok", "error"}) {
+      metrics_.allocations->Increment({e.pool->full_name(), result}, 0);
+    }
+  }
 }
 
 void Daemon::CheckGidRoom() {
@@ -348,7 +353,10 @@ bool Daemon::RetryUnserved() {
     unserved = unserved_;
   }
   bool started = false;
-  for (const auto& [name, cause] : unserved) {
+  for (const auto& [resource, reason] : unserved) {
+    // Structured bindings cannot be captured by a lambda in C++17 (clang refuses): copy.
+    const std::string& name = resource;
+    const std::string& cause = reason;
     auto rc = std::find_if(options_.config.resources.begin(), options_.config.resources.end(),
                            [&](const ResourceConfig& r) { return r.FullName() == name; });
     if (rc == options_.config.resources.end()) continue;
