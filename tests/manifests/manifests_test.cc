@@ -16,6 +16,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -455,6 +456,84 @@ TEST(DpDaemonSet, ProbesAnswerAsTheRealDaemonRegistersAndFailOnceItStops) {
   dp.Signal(SIGTERM);
   ASSERT_EQ(dp.Wait(std::chrono::seconds(20)), 0) << dp.Stderr();
   EXPECT_EQ(HttpStatus(port, c["livenessProbe"]["httpGet"]["path"]), 0);
+}
+
+// ------------------------------------------------------------------------------ Grafana
+
+// Every metric a dashboard panel queries, and every label it groups or filters by, is one the
+// real rdmashare-dp serves: renaming a metric breaks this test, not the operators' dashboards.
+TEST(GrafanaDashboard, QueriesOnlyMetricsAndLabelsTheDaemonServes) {
+  json dash = json::parse(Slurp(kManifests + "/grafana/rdmashare-dashboard.json"), nullptr, false);
+  ASSERT_TRUE(dash.is_object());
+  std::set<std::string> vars;
+  for (const json& v : dash["templating"]["list"]) vars.insert(v.value("name", ""));
+  EXPECT_EQ(vars, (std::set<std::string>{"datasource", "node", "resource"}));
+
+  TempDir dir;
+  WriteTestFile(dir.Sub("config.json"), ConfigJson());
+  const int port = ::rdmashare::testing::FreeLoopbackPort();
+  ASSERT_NE(port, 0);
+  Subprocess::Options o;
+  o.argv = DpArgv(dir, dir.Sub("config.json"), {fmt::format("--metrics-addr=127.0.0.1:{}", port)});
+  o.work_dir = dir.path();
+  Subprocess dp(o);
+  ASSERT_TRUE(dp.Start());
+  std::string metrics;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        metrics = ::rdmashare::testing::LoopbackHttpGet(port, "/metrics");
+        return metrics.find("rdmashare_rdma_hw_counter_total{") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << dp.Stderr();
+  dp.Signal(SIGTERM);
+  dp.Wait(std::chrono::seconds(20));
+  // metric name -> label names seen on its samples ("instance" is Prometheus's own).
+  std::map<std::string, std::set<std::string>> served;
+  std::regex sample(R"(^([a-z_]+)\{([^}]*)\} )");
+  std::regex label(R"(([a-z_]+)=")");
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    std::string l(line);
+    std::smatch m;
+    if (!std::regex_search(l, m, sample)) continue;
+    std::set<std::string>& names = served[m[1]];
+    names.insert("instance");
+    std::string labels = m[2];
+    for (std::sregex_iterator it(labels.begin(), labels.end(), label), end; it != end; ++it) {
+      names.insert((*it)[1]);
+    }
+  }
+  std::regex metric_ref(R"(([a-z_]+)\{([^}]*)\})");
+  std::regex by(R"(by \(([a-z_, ]+)\))");
+  int queries = 0;
+  for (const json& panel : dash["panels"]) {
+    for (const json& target : panel["targets"]) {
+      std::string expr = target.value("expr", "");
+      ++queries;
+      std::smatch m;
+      ASSERT_TRUE(std::regex_search(expr, m, metric_ref)) << expr;
+      const std::string metric = m[1];
+      ASSERT_TRUE(served.count(metric)) << panel["title"] << ": " << metric << " is not served";
+      std::string matchers = m[2];
+      for (std::sregex_iterator it(matchers.begin(), matchers.end(), label), end; it != end; ++it) {
+        EXPECT_TRUE(served[metric].count((*it)[1])) << expr << ": no label " << (*it)[1];
+      }
+      std::smatch b;
+      ASSERT_TRUE(std::regex_search(expr, b, by)) << expr;
+      for (absl::string_view name :
+           absl::StrSplit(std::string(b[1]), ',', absl::SkipWhitespace())) {
+        EXPECT_TRUE(served[metric].count(std::string(absl::StripAsciiWhitespace(name))))
+            << expr << ": cannot group by " << name;
+      }
+    }
+  }
+  EXPECT_EQ(queries, 13);
+  // The renderer of the README's picture understands every expression (its --check mode).
+  if (PathExists("/usr/bin/python3")) {
+    RunResult check = Exec({"/usr/bin/python3", kSrc + "/tools/dashboard/render.py", "--check"});
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+    EXPECT_THAT(check.out, HasSubstr("13 panels, every expression understood"));
+  }
 }
 
 // --------------------------------------------------------------------------- CNI installer
