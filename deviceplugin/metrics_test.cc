@@ -646,7 +646,7 @@ TEST_F(HttpServerTest, HalfOpenFloodDoesNotStarveTheLivenessProbe) {
     UniqueFd fd = Connect(server_->port());
     ASSERT_TRUE(fd.valid()) << i;
     if (i % 2 == 1) {
-      ASSERT_GT(::send(fd.get(), "GET /healthz HTTP/1.1\r\nHo", 26, MSG_NOSIGNAL), 0);
+      ASSERT_GT(::send(fd.get(), "GET /healthz HTTP/1.1\r\nHo", 25, MSG_NOSIGNAL), 0);
     }
     attackers.push_back(std::move(fd));
   }
@@ -737,9 +737,8 @@ TEST_F(HttpServerTest, ClientSendingEndlesslyAfterItsRequestIsClosed) {
   StartServer();
   UniqueFd fd = Connect(server_->port());
   ASSERT_TRUE(fd.valid());
-  ASSERT_GT(::send(fd.get(), "POST /healthz HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 53,
-                   MSG_NOSIGNAL),
-            0);
+  const std::string head = "POST /healthz HTTP/1.1\r\nContent-Length: 999999\r\n\r\n";
+  ASSERT_GT(::send(fd.get(), head.data(), head.size(), MSG_NOSIGNAL), 0);
   // The body is never parsed; past 64 KiB the server stops reading it and closes.
   const std::string chunk(16 * 1024, 'b');
   ASSERT_TRUE(::rdmashare::testing::WaitFor([&] {
@@ -758,7 +757,8 @@ TEST_F(HttpServerTest, ClientThatNeverReadsTheMetricsIsDroppedAtTheWriteDeadline
   StartServer(opts);
   UniqueFd stuck = ConnectFrom(server_->port(), "127.0.0.1", 4096);
   ASSERT_TRUE(stuck.valid());
-  ASSERT_GT(::send(stuck.get(), "GET /metrics HTTP/1.1\r\n\r\n", 27, MSG_NOSIGNAL), 0);
+  const std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
+  ASSERT_GT(::send(stuck.get(), request.data(), request.size(), MSG_NOSIGNAL), 0);
   ASSERT_TRUE(::rdmashare::testing::WaitFor([&] { return server_->stats().responses == 1; }));
   // The server thread is not blocked on it...
   EXPECT_THAT(Get(server_->port(), "/healthz"), StartsWith("HTTP/1.1 200 OK\r\n"));
