@@ -1,10 +1,15 @@
 #include "cni/ipam/allocator.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "absl/cleanup/cleanup.h"
+#include "cni/ipam/blocks.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
+#include "common/failpoint.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -139,10 +144,12 @@ IpConfig MakeIpConfig(const Pool& pool, const IpAddr& ip) {
   return out;
 }
 
-// Loads the network's reservations, releasing quarantines that expired.
+// Loads the reservations this node must see (IpamStore::ListForNode; every one with
+// `everything`), releasing quarantines that expired.
 absl::StatusOr<std::vector<Reservation>> LoadLive(IpamStore* store, const std::string& network,
-                                                  int64_t now) {
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, store->List(network));
+                                                  int64_t now, bool everything = false) {
+  ASSIGN_OR_RETURN(std::vector<Reservation> all,
+                   everything ? store->List(network) : store->ListForNode(network));
   std::vector<Reservation> live;
   for (Reservation& r : all) {
     if (r.error.empty() && !r.foreign && r.quarantined() && r.quarantine_until <= now) {
@@ -153,6 +160,140 @@ absl::StatusOr<std::vector<Reservation>> LoadLive(IpamStore* store, const std::s
     live.push_back(std::move(r));
   }
   return live;
+}
+
+// True when some address of `taken` lies in `block`.
+bool AnyIn(const std::set<IpAddr>& taken, const IpNet& block) {
+  auto it = taken.lower_bound(block.network());
+  return it != taken.end() && block.Contains(*it);
+}
+
+// The blocks path of an ADD (stores with BlockSize() > 0) for one pool: an address of this
+// node's blocks; else of a block it claims now (the first free one of the pool); else, when
+// no block is free, one borrowed from another node's block. `claims` are the pool's claims as
+// read (kept current here); `taken` grows with what is learnt.
+template <typename TryFn>
+absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network, const Pool& pool,
+                                    const std::string& last, int64_t now,
+                                    std::vector<BlockClaim>& claims, std::set<IpAddr>& taken,
+                                    TryFn try_ip) {
+  const uint64_t size = store->BlockSize();
+  const std::string me = store->NodeName();
+  auto in_pool = [&](const BlockClaim& c) {
+    return c.error.empty() && c.cidr.family() == pool.family() &&
+           !NarrowToBlocks(pool, {c.cidr}).ranges.empty();
+  };
+  // This node's blocks; those empty for longer than the grace period go back to the pool.
+  std::vector<IpNet> mine;
+  for (auto it = claims.begin(); it != claims.end();) {
+    if (it->node != me || !in_pool(*it)) {
+      ++it;
+      continue;
+    }
+    if (it->empty_since > 0 && now - it->empty_since >= store->BlockGraceSeconds() &&
+        !AnyIn(taken, it->cidr)) {
+      ASSIGN_OR_RETURN(bool released, store->ReleaseBlock(network, *it));
+      if (released) {
+        spdlog::info("ipam: network={} block {} empty since {}: released", network,
+                     it->cidr.ToString(), it->empty_since);
+        it = claims.erase(it);
+        continue;
+      }
+    }
+    mine.push_back(it->cidr);
+    ++it;
+  }
+  auto in_use = [&](const IpAddr& ip) -> absl::Status {
+    for (BlockClaim& c : claims) {
+      if (c.node == me && c.error.empty() && c.cidr.Contains(ip) && c.empty_since != 0) {
+        ASSIGN_OR_RETURN(bool marked, store->MarkBlock(network, c, 0));
+        (void)marked;  // changed meanwhile: whoever changed it saw it too
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (!mine.empty()) {
+    ASSIGN_OR_RETURN(IpAddr ip, Walk(NarrowToBlocks(pool, mine), last, taken, try_ip));
+    if (ip.valid()) {
+      RETURN_IF_ERROR(in_use(ip));
+      return ip;
+    }
+  }
+  // Claim the first free block. A lost race skips that block; a block whose every free-looking
+  // address turns out held (records of nodes without blocks) is given back.
+  std::set<IpNet> skip;
+  for (const BlockClaim& c : claims) {
+    if (c.cidr.family() != 0) skip.insert(c.cidr);
+  }
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::optional<IpNet> free = FirstFreeBlock(pool, size, skip, taken);
+    if (!free.has_value()) break;
+    skip.insert(*free);
+    ASSIGN_OR_RETURN(std::optional<BlockClaim> claim, store->ClaimBlock(network, *free));
+    if (!claim.has_value()) {
+      spdlog::info("ipam: network={} block {} was claimed by another node first", network,
+                   free->ToString());
+      continue;
+    }
+    claims.push_back(*claim);
+    spdlog::info("ipam: network={} node {} claimed block {}", network, me, free->ToString());
+    RDMASHARE_FAILPOINT("ipam.block.after_claim");
+    ASSIGN_OR_RETURN(IpAddr ip, Walk(NarrowToBlocks(pool, {*free}), "", taken, try_ip));
+    if (ip.valid()) return ip;
+    ASSIGN_OR_RETURN(bool released, store->ReleaseBlock(network, *claim));
+    if (released) claims.pop_back();
+  }
+  // No free block: borrow one address anywhere in the pool, knowing every record.
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store->List(network));
+  for (const Reservation& r : all) {
+    if (auto ip = IpAddr::Parse(r.ip); ip.ok()) taken.insert(*ip);
+  }
+  ASSIGN_OR_RETURN(IpAddr ip, Walk(pool, last, taken, try_ip));
+  if (ip.valid()) {
+    std::string holder = "no node";
+    for (const BlockClaim& c : claims) {
+      if (c.error.empty() && c.cidr.Contains(ip)) holder = "node " + c.node;
+    }
+    spdlog::warn("ipam: network={} no free block left in pool {}: borrowed {} from the block of {}",
+                 network, pool.ToString(), ip.ToString(), holder);
+  }
+  return ip;
+}
+
+// After a node released `released` (stores with blocks): each of its blocks left without any of
+// its records is marked empty, to be released after the grace period; blocks empty for longer
+// than that are released now.
+absl::Status MarkEmptyBlocks(IpamStore* store, const std::string& network,
+                             const std::vector<Reservation>& before,
+                             const std::set<std::string>& released, int64_t now) {
+  if (store->BlockSize() == 0 || released.empty()) return absl::OkStatus();
+  std::set<IpAddr> left, gone;
+  for (const Reservation& r : before) {
+    auto ip = IpAddr::Parse(r.ip);
+    if (!ip.ok()) continue;
+    (released.count(r.ip) != 0 ? gone : left).insert(*ip);
+  }
+  ASSIGN_OR_RETURN(std::vector<BlockClaim> claims, store->ListBlocks(network));
+  for (BlockClaim& c : claims) {
+    if (!c.error.empty() || c.node != store->NodeName() || AnyIn(left, c.cidr)) continue;
+    if (c.empty_since > 0) {
+      if (now - c.empty_since < store->BlockGraceSeconds()) continue;
+      ASSIGN_OR_RETURN(bool dropped, store->ReleaseBlock(network, c));
+      if (dropped) {
+        spdlog::info("ipam: network={} block {} empty since {}: released", network,
+                     c.cidr.ToString(), c.empty_since);
+      }
+      continue;
+    }
+    if (!AnyIn(gone, c.cidr)) continue;
+    ASSIGN_OR_RETURN(bool marked, store->MarkBlock(network, c, now));
+    if (marked) {
+      spdlog::info(
+          "ipam: network={} block {} has no reservation left; released if still empty in {} s",
+          network, c.cidr.ToString(), store->BlockGraceSeconds());
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -220,7 +361,12 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
   }
 
   ASSIGN_OR_RETURN(auto lock, store_->Lock(network, conf.lock_timeout));
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, LoadLive(store_, network, now_seconds_()));
+  const int64_t now = now_seconds_();
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, LoadLive(store_, network, now));
+  // Reserve calls outside this ADD (a quarantine) record no last_reserved hint.
+  absl::Cleanup no_pool = [this] { store_->ReservingFromPool(-1); };
+  // The pool's block claims (stores with blocks), read when an address is to be picked.
+  std::optional<std::vector<BlockClaim>> claims;
   std::map<IpAddr, const Reservation*> by_ip;
   std::set<IpAddr> taken;
   for (const Reservation& r : all) {
@@ -251,6 +397,7 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
   Result result;
   for (size_t i = 0; i < conf.pools.size(); ++i) {
     const Pool& pool = conf.pools[i];
+    store_->ReservingFromPool(static_cast<int>(i));
     IpAddr chosen;
     for (const Reservation& r : all) {
       auto ip = IpAddr::Parse(r.ip);
@@ -287,9 +434,11 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
       if (!ok.ok() || !*ok) {
         rollback();
         if (!ok.ok()) return ok.status();
-        return CniError(kAddressInUse, fmt::format("ipam: network {}: requested IP {} was "
-                                                   "reserved concurrently",
-                                                   network, ip.ToString()));
+        return CniError(kAddressInUse,
+                        fmt::format("ipam: network {}: requested IP {} {}", network, ip.ToString(),
+                                    store_->BlockSize() == 0
+                                        ? "was reserved concurrently"
+                                        : "is already reserved by another node or network"));
       }
       created.push_back(r.ip);
       chosen = ip;
@@ -299,13 +448,27 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
         rollback();
         return last.status();
       }
-      auto picked = Walk(pool, *last, taken, [&](const IpAddr& ip) -> absl::StatusOr<bool> {
+      auto try_ip = [&](const IpAddr& ip) -> absl::StatusOr<bool> {
         Reservation r = proto;
         r.ip = ip.ToString();
         ASSIGN_OR_RETURN(bool ok, store_->Reserve(network, r));
         if (ok) created.push_back(r.ip);
         return ok;
-      });
+      };
+      absl::StatusOr<IpAddr> picked;
+      if (store_->BlockSize() == 0) {
+        picked = Walk(pool, *last, taken, try_ip);
+      } else {
+        if (!claims.has_value()) {
+          auto read = store_->ListBlocks(network);
+          if (!read.ok()) {
+            rollback();
+            return read.status();
+          }
+          claims = *std::move(read);
+        }
+        picked = PickInBlocks(store_, network, pool, *last, now, *claims, taken, try_ip);
+      }
       if (!picked.ok()) {
         rollback();
         return picked.status();
@@ -315,7 +478,7 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
         return CniError(kPoolExhausted,
                         fmt::format("ipam: network {}: no free address left in pool {} "
                                     "({} addresses reserved in the network)",
-                                    network, pool.ToString(), all.size()));
+                                    network, pool.ToString(), std::max(all.size(), taken.size())));
       }
       chosen = *picked;
     }
@@ -337,12 +500,14 @@ absl::StatusOr<Result> Allocator::Add(const IpamArgs& args, const IpamConfig& co
 absl::Status Allocator::Del(const IpamArgs& args, const IpamConfig& conf) const {
   RETURN_IF_ERROR(ValidateOwner(args));
   ASSIGN_OR_RETURN(auto lock, store_->Lock(args.network_name, conf.lock_timeout));
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->List(args.network_name));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->ListForNode(args.network_name));
+  std::set<std::string> released;
   for (const Reservation& r : FilterByOwner(all, args.container_id, args.ifname)) {
     RETURN_IF_ERROR(store_->Release(args.network_name, r.ip));
+    released.insert(r.ip);
     spdlog::info("ipam: network={} {} released {}", args.network_name, Owner(args), r.ip);
   }
-  return absl::OkStatus();
+  return MarkEmptyBlocks(store_, args.network_name, all, released, now_seconds_());
 }
 
 absl::Status Allocator::Release(const IpamArgs& args, const IpamConfig& conf,
@@ -351,21 +516,23 @@ absl::Status Allocator::Release(const IpamArgs& args, const IpamConfig& conf,
   if (ips.empty()) return absl::OkStatus();
   const std::set<std::string> wanted(ips.begin(), ips.end());
   ASSIGN_OR_RETURN(auto lock, store_->Lock(args.network_name, conf.lock_timeout));
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->List(args.network_name));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->ListForNode(args.network_name));
+  std::set<std::string> released;
   for (const Reservation& r : FilterByOwner(all, args.container_id, args.ifname)) {
     if (wanted.count(r.ip) == 0) continue;
     RETURN_IF_ERROR(store_->Release(args.network_name, r.ip));
+    released.insert(r.ip);
     spdlog::info("ipam: network={} {} released {} (undo of its own ADD)", args.network_name,
                  Owner(args), r.ip);
   }
-  return absl::OkStatus();
+  return MarkEmptyBlocks(store_, args.network_name, all, released, now_seconds_());
 }
 
 absl::Status Allocator::Check(const IpamArgs& args, const IpamConfig& conf,
                               const Result& prev) const {
   RETURN_IF_ERROR(ValidateOwner(args));
   ASSIGN_OR_RETURN(auto lock, store_->Lock(args.network_name, conf.lock_timeout));
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->List(args.network_name));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->ListForNode(args.network_name));
   std::vector<Reservation> held = FilterByOwner(all, args.container_id, args.ifname);
   if (held.empty()) {
     return CniError(kUnknownContainer, fmt::format("ipam CHECK: network {}: {} holds no address",
@@ -405,6 +572,7 @@ absl::Status Allocator::Gc(const IpamArgs& args, const IpamConfig& conf,
   std::set<Attachment> keep(valid.begin(), valid.end());
   std::set<std::string> keep_ids;
   for (const Attachment& a : valid) keep_ids.insert(a.container_id);
+  std::set<std::string> released;
   for (const Reservation& r : all) {
     if (!r.error.empty()) {
       spdlog::warn("ipam GC: network={} keeping unreadable record: {}", args.network_name, r.error);
@@ -415,10 +583,11 @@ absl::Status Allocator::Gc(const IpamArgs& args, const IpamConfig& conf,
                                    : keep.count(Attachment{r.container_id, r.ifname}) != 0;
     if (in_use) continue;
     RETURN_IF_ERROR(store_->Release(args.network_name, r.ip));
+    released.insert(r.ip);
     spdlog::info("ipam GC: network={} released {} of container {} ifname {}", args.network_name,
                  r.ip, r.container_id, r.ifname);
   }
-  return absl::OkStatus();
+  return MarkEmptyBlocks(store_, args.network_name, all, released, now_seconds_());
 }
 
 absl::Status Allocator::Quarantine(const IpamArgs& args, const IpamConfig& conf,
@@ -432,7 +601,7 @@ absl::Status Allocator::Quarantine(const IpamArgs& args, const IpamConfig& conf,
                                 args.network_name, ip_text));
   }
   ASSIGN_OR_RETURN(auto lock, store_->Lock(args.network_name, conf.lock_timeout));
-  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->List(args.network_name));
+  ASSIGN_OR_RETURN(std::vector<Reservation> all, store_->ListForNode(args.network_name));
   for (const Reservation& r : all) {
     if (r.ip != ip->ToString()) continue;
     if (!r.error.empty()) return CniError(kStoreCorrupt, "ipam quarantine: " + r.error);
@@ -456,9 +625,9 @@ absl::Status Allocator::Quarantine(const IpamArgs& args, const IpamConfig& conf,
   q.quarantine_until = now_seconds_() + conf.quarantine.count();
   ASSIGN_OR_RETURN(bool ok, store_->Reserve(args.network_name, q));
   if (!ok) {
-    return CniError(kIoFailure, fmt::format("ipam quarantine: network {}: {} was reserved "
-                                            "concurrently",
-                                            args.network_name, q.ip));
+    return CniError(kAddressInUse, fmt::format("ipam quarantine: network {}: {} is reserved by "
+                                               "another node or network",
+                                               args.network_name, q.ip));
   }
   spdlog::warn("ipam: network={} ip={} quarantined until {} (address conflict)", args.network_name,
                q.ip, q.quarantine_until);
@@ -472,7 +641,7 @@ absl::Status Allocator::Status(const IpamArgs& args, const IpamConfig& conf) con
     return CniError(kPluginNotAvailable, fmt::format("ipam: network {}: store unusable: {}",
                                                      args.network_name, lock.status().message()));
   }
-  auto all = LoadLive(store_, args.network_name, now_seconds_());
+  auto all = LoadLive(store_, args.network_name, now_seconds_(), /*everything=*/true);
   if (!all.ok()) {
     return CniError(kPluginNotAvailable, fmt::format("ipam: network {}: store unreadable: {}",
                                                      args.network_name, all.status().message()));

@@ -227,6 +227,24 @@ absl::Status ParseStore(const json& store, StoreConfig* out) {
     }
     out->max_response_bytes = it->get<uint64_t>();
   }
+  if (auto it = store.find("blockSize"); it != store.end()) {
+    long long v = it->is_number_integer() ? it->get<long long>() : -1;
+    bool pow2 = v > 0 && (v & (v - 1)) == 0;
+    if (v != 0 && (!pow2 || v < static_cast<long long>(kMinBlockSize) ||
+                   v > static_cast<long long>(kMaxBlockSize))) {
+      return Bad(fmt::format("store.blockSize must be 0 (no blocks) or a power of two in {}..{}",
+                             kMinBlockSize, kMaxBlockSize));
+    }
+    out->block_size = static_cast<uint64_t>(v);
+  }
+  if (auto it = store.find("blockReleaseSeconds"); it != store.end()) {
+    if (!it->is_number_integer() || it->get<long long>() < 0 ||
+        it->get<long long>() > kMaxBlockReleaseSeconds) {
+      return Bad(fmt::format("store.blockReleaseSeconds must be an integer in 0..{}",
+                             kMaxBlockReleaseSeconds));
+    }
+    out->block_release_seconds = it->get<int64_t>();
+  }
   if (auto it = store.find("tls"); it != store.end() && !it->is_null()) {
     if (!it->is_object()) return Bad("store.tls must be an object {\"ca\", \"cert\", \"key\"}");
     for (const auto& [key, value] : it->items()) {

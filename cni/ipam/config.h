@@ -54,6 +54,14 @@ struct Pool {
   std::string ToString() const;
 };
 
+// etcd store blocks: a node claims kDefaultBlockSize addresses at a time (a power of two in
+// kMinBlockSize..kMaxBlockSize, or 0 for none).
+inline constexpr uint64_t kDefaultBlockSize = 16;
+inline constexpr uint64_t kMinBlockSize = 4;
+inline constexpr uint64_t kMaxBlockSize = 65536;
+inline constexpr int64_t kDefaultBlockReleaseSeconds = 300;
+inline constexpr int64_t kMaxBlockReleaseSeconds = 30 * 86400;
+
 // ipam "store": where reservations live.
 struct StoreConfig {
   // "local" (default, LocalStore under dataDir) or "etcd".
@@ -67,6 +75,10 @@ struct StoreConfig {
   uint64_t max_response_bytes = kDefaultMaxResponseBytes;
   // "tls": {"ca", "cert", "key"} (PEM files; ca required when present).
   EtcdTlsFiles tls;
+  // "blockSize": addresses per node block (0 = no blocks: every ADD reads the whole pool);
+  // "blockReleaseSeconds": how long an empty block stays claimed by its node.
+  uint64_t block_size = kDefaultBlockSize;
+  int64_t block_release_seconds = kDefaultBlockReleaseSeconds;
 };
 
 // Longest network or pool name: both become a directory name (LocalStore, the lock and the DEL

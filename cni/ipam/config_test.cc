@@ -147,6 +147,25 @@ TEST(ParseIpamConfigTest, EtcdStoreSettings) {
   EXPECT_EQ(*node, "worker1");
 }
 
+TEST(ParseIpamConfigTest, EtcdBlocksDefaultToSixteenAndCanBeOff) {
+  auto defaults = ParseIpamConfig(json::parse(
+      R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:2379"]}})"));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->store.block_size, 16u);
+  EXPECT_EQ(defaults->store.block_release_seconds, 300);
+  auto set = ParseIpamConfig(json::parse(
+      R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:2379"],
+          "blockSize":64,"blockReleaseSeconds":0}})"));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->store.block_size, 64u);
+  EXPECT_EQ(set->store.block_release_seconds, 0);
+  auto off = ParseIpamConfig(json::parse(
+      R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:2379"],
+          "blockSize":0}})"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->store.block_size, 0u);
+}
+
 TEST(ParseIpamConfigTest, EtcdTlsFiles) {
   ASSERT_OK_AND_ASSIGN(
       IpamConfig conf,
@@ -333,6 +352,34 @@ INSTANTIATE_TEST_SUITE_P(
             "EtcdMaxResponseBytesTooLarge",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"maxResponseBytes":1073741825}})",
             "store.maxResponseBytes must be an integer in 65536..1073741824"},
+        BadConfigCase{
+            "EtcdBlockSizeNotPowerOfTwo",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockSize":24}})",
+            "store.blockSize must be 0 (no blocks) or a power of two in 4..65536"},
+        BadConfigCase{
+            "EtcdBlockSizeTooSmall",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockSize":2}})",
+            "store.blockSize must be 0 (no blocks) or a power of two in 4..65536"},
+        BadConfigCase{
+            "EtcdBlockSizeTooLarge",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockSize":131072}})",
+            "store.blockSize must be 0 (no blocks) or a power of two in 4..65536"},
+        BadConfigCase{
+            "EtcdBlockSizeNegative",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockSize":-16}})",
+            "store.blockSize must be 0 (no blocks) or a power of two in 4..65536"},
+        BadConfigCase{
+            "EtcdBlockSizeNotInteger",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockSize":"16"}})",
+            "store.blockSize must be 0 (no blocks) or a power of two in 4..65536"},
+        BadConfigCase{
+            "EtcdBlockReleaseNegative",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockReleaseSeconds":-1}})",
+            "store.blockReleaseSeconds must be an integer in 0..2592000"},
+        BadConfigCase{
+            "EtcdBlockReleaseTooLarge",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"blockReleaseSeconds":2592001}})",
+            "store.blockReleaseSeconds must be an integer in 0..2592000"},
         BadConfigCase{
             "EtcdMaxResponseBytesNotInteger",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"maxResponseBytes":"64M"}})",

@@ -833,6 +833,16 @@ absl::StatusOr<json> EtcdClient::Exchange(size_t idx, const std::string& request
   return absl::UnavailableError("connection lost");
 }
 
+void EtcdClient::Prepare() {
+  absl::MutexLock lock(&mu_);
+  if (conn_ != nullptr || endpoints_.empty()) return;
+  size_t idx = preferred_ % endpoints_.size();
+  auto conn = Connect(endpoints_[idx], Clock::now() + options_.dial_timeout);
+  if (!conn.ok()) return;
+  conn_ = std::move(*conn);
+  conn_endpoint_ = idx;
+}
+
 absl::StatusOr<json> EtcdClient::Call(const std::string& path, const json& body) {
   std::string payload = body.dump();
   absl::MutexLock lock(&mu_);
@@ -944,6 +954,73 @@ absl::StatusOr<bool> EtcdClient::DeleteIfUnchanged(const std::string& key, int64
               {"success", json::array({{{"request_delete_range", {{"key", B64(key)}}}}})}};
   ASSIGN_OR_RETURN(json r, Call("/v3/kv/txn", txn));
   return r.value("succeeded", false);
+}
+
+absl::StatusOr<EtcdTxnResult> EtcdClient::Txn(const std::vector<EtcdCompare>& compares,
+                                              const std::vector<EtcdOp>& success,
+                                              const std::vector<EtcdOp>& failure) {
+  json cmp = json::array();
+  for (const EtcdCompare& c : compares) {
+    json one = {{"key", B64(c.key)}, {"result", "EQUAL"}};
+    switch (c.target) {
+      case EtcdCompare::Target::kCreate:
+        one["target"] = "CREATE";
+        one["create_revision"] = std::to_string(c.revision);
+        break;
+      case EtcdCompare::Target::kMod:
+        one["target"] = "MOD";
+        one["mod_revision"] = std::to_string(c.revision);
+        break;
+      case EtcdCompare::Target::kValue:
+        one["target"] = "VALUE";
+        one["value"] = B64(c.value);
+        break;
+    }
+    cmp.push_back(std::move(one));
+  }
+  auto ops = [](const std::vector<EtcdOp>& list) {
+    json out = json::array();
+    for (const EtcdOp& op : list) {
+      switch (op.kind) {
+        case EtcdOp::Kind::kPut:
+          out.push_back({{"request_put", {{"key", B64(op.key)}, {"value", B64(op.value)}}}});
+          break;
+        case EtcdOp::Kind::kDelete:
+          out.push_back({{"request_delete_range", {{"key", B64(op.key)}}}});
+          break;
+        case EtcdOp::Kind::kGet:
+          out.push_back({{"request_range", {{"key", B64(op.key)}}}});
+          break;
+        case EtcdOp::Kind::kGetPrefix:
+          out.push_back({{"request_range",
+                          {{"key", B64(op.key)}, {"range_end", B64(PrefixRangeEnd(op.key))}}}});
+          break;
+      }
+    }
+    return out;
+  };
+  json txn = {{"compare", cmp}, {"success", ops(success)}, {"failure", ops(failure)}};
+  ASSIGN_OR_RETURN(json r, Call("/v3/kv/txn", txn));
+  EtcdTxnResult out;
+  out.succeeded = r.value("succeeded", false);
+  out.revision = r.contains("header") ? Int64Field(r["header"], "revision") : 0;
+  const std::vector<EtcdOp>& taken = out.succeeded ? success : failure;
+  auto responses = r.find("responses");
+  size_t i = 0;
+  for (const EtcdOp& op : taken) {
+    if (op.kind != EtcdOp::Kind::kGet && op.kind != EtcdOp::Kind::kGetPrefix) {
+      ++i;
+      continue;
+    }
+    if (responses == r.end() || !responses->is_array() || i >= responses->size() ||
+        !(*responses)[i].is_object() || !(*responses)[i].contains("response_range")) {
+      return CniError(kIoFailure, "etcd: transaction answer lacks a range response");
+    }
+    ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, ParseKvs((*responses)[i]["response_range"]));
+    out.reads.push_back(std::move(kvs));
+    ++i;
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body) {

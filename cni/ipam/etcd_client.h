@@ -95,6 +95,32 @@ struct KeyValue {
 // network.
 absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body);
 
+// One condition of a transaction (etcd Compare, result EQUAL): the key's create revision, mod
+// revision or value.
+struct EtcdCompare {
+  enum class Target { kCreate, kMod, kValue };
+  std::string key;
+  Target target = Target::kMod;
+  int64_t revision = 0;  // kCreate, kMod (0 with kCreate = the key does not exist)
+  std::string value;     // kValue
+};
+
+// One operation of a transaction branch: put, delete, or read a key.
+struct EtcdOp {
+  enum class Kind { kPut, kDelete, kGet, kGetPrefix };
+  Kind kind = Kind::kGet;
+  std::string key;    // kGetPrefix: every key with this prefix
+  std::string value;  // kPut
+};
+
+struct EtcdTxnResult {
+  bool succeeded = false;
+  // The store revision after the transaction.
+  int64_t revision = 0;
+  // What each kGet / kGetPrefix of the branch taken read, in order (empty when absent).
+  std::vector<std::vector<KeyValue>> reads;
+};
+
 // True when `status` means "no etcd endpoint could be reached" (worth journaling a DEL).
 bool IsEtcdUnreachable(const absl::Status& status);
 
@@ -123,6 +149,16 @@ class EtcdClient {
   // Deletes `key` only when its mod revision is still `mod_revision`. Returns false when the key
   // changed or is gone.
   absl::StatusOr<bool> DeleteIfUnchanged(const std::string& key, int64_t mod_revision);
+
+  // One transaction: `success` when every compare holds, else `failure`.
+  absl::StatusOr<EtcdTxnResult> Txn(const std::vector<EtcdCompare>& compares,
+                                    const std::vector<EtcdOp>& success,
+                                    const std::vector<EtcdOp>& failure = {});
+
+  // Opens the connection (TCP, and TLS handshake) to the endpoint the next request goes to, if
+  // none is open, within the dial timeout; failures are left for that request to meet and
+  // report. Lets a caller pay the connection before it takes a lock.
+  void Prepare();
 
   // POSTs `body` to `path` ("/v3/kv/range", ...) and returns the parsed JSON answer.
   absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::json& body);

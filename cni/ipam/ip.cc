@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -87,6 +88,13 @@ absl::StatusOr<IpNet> IpNet::Parse(const std::string& text, bool strict) {
                     IpAddr::FromValue(addr->family(), addr->value() & mask).ToString(), prefix));
   }
   net.network_ = IpAddr::FromValue(addr->family(), addr->value() & mask);
+  return net;
+}
+
+IpNet IpNet::Containing(const IpAddr& ip, int prefix) {
+  IpNet net;
+  net.prefix_ = std::clamp(prefix, 0, ip.bits());
+  net.network_ = IpAddr::FromValue(ip.family(), ip.value() & Mask(ip.family(), net.prefix_));
   return net;
 }
 

@@ -46,6 +46,8 @@ class IpNet {
   IpNet() = default;
   // Parses "addr/prefix". With `strict`, host bits set is InvalidArgument ("10.0.0.1/24").
   static absl::StatusOr<IpNet> Parse(const std::string& text, bool strict = true);
+  // The subnet of `prefix` bits (0..ip.bits()) holding `ip`.
+  static IpNet Containing(const IpAddr& ip, int prefix);
 
   const IpAddr& network() const { return network_; }
   int prefix() const { return prefix_; }
@@ -59,6 +61,9 @@ class IpNet {
   std::string Cidr(const IpAddr& ip) const;
 
   bool operator==(const IpNet& o) const { return network_ == o.network_ && prefix_ == o.prefix_; }
+  bool operator<(const IpNet& o) const {
+    return network_ != o.network_ ? network_ < o.network_ : prefix_ < o.prefix_;
+  }
 
  private:
   IpAddr network_;

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cni/ipam/allocator.h"
+#include "cni/ipam/blocks.h"
 #include "cni/ipam/config.h"
 #include "cni/ipam/etcd_store.h"
 #include "cni/ipam/local_store.h"
@@ -53,7 +54,8 @@ absl::StatusOr<Session> Open(const IpamArgs& args) {
   std::string pool = s.conf.pool.empty() ? args.network_name : s.conf.pool;
   s.args.network_name = pool;
   s.store = std::make_unique<EtcdStore>(s.client.get(), s.conf.store.prefix, node,
-                                        args.network_name, s.conf.data_dir);
+                                        args.network_name, s.conf.data_dir, s.conf.store.block_size,
+                                        s.conf.store.block_release_seconds);
   s.journal_dir = JoinPath(JoinPath(s.conf.data_dir, pool), "etcd-journal");
   return s;
 }
@@ -197,6 +199,10 @@ absl::Status IpamStatus(const IpamArgs& args) {
 absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args) {
   ASSIGN_OR_RETURN(Session s, Open(args));
   ASSIGN_OR_RETURN(std::vector<Reservation> all, s.store->List(s.args.network_name));
+  std::vector<BlockClaim> claims;
+  if (s.store->BlockSize() > 0) {
+    ASSIGN_OR_RETURN(claims, s.store->ListBlocks(s.args.network_name));
+  }
   std::vector<PoolUsage> out;
   for (const Pool& pool : s.conf.pools) {
     PoolUsage u;
@@ -214,6 +220,32 @@ absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args) {
     for (const Reservation& r : all) {
       auto ip = IpAddr::Parse(r.ip);
       if (ip.ok() && pool.RangeOf(*ip) != nullptr) u.holders.push_back(r);
+    }
+    for (const BlockClaim& c : claims) {
+      if (!c.error.empty()) {
+        u.block_errors.push_back(c.error);
+        continue;
+      }
+      if (c.cidr.family() != pool.family() || NarrowToBlocks(pool, {c.cidr}).ranges.empty()) {
+        continue;
+      }
+      PoolUsage::Block b{c.cidr.ToString(), c.node, 0, c.empty_since};
+      for (const Reservation& r : u.holders) {
+        auto ip = IpAddr::Parse(r.ip);
+        if (ip.ok() && c.cidr.Contains(*ip)) ++b.used;
+      }
+      u.blocks.push_back(std::move(b));
+    }
+    if (s.store->BlockSize() > 0) {
+      for (const Reservation& r : u.holders) {
+        auto ip = IpAddr::Parse(r.ip);
+        if (!ip.ok() || !r.error.empty()) continue;
+        bool in_own = false;
+        for (const BlockClaim& c : claims) {
+          in_own = in_own || (c.error.empty() && c.node == r.node && c.cidr.Contains(*ip));
+        }
+        if (!in_own) u.borrowed.insert(r.ip);
+      }
     }
     // The local store's List skips the per-reservation sidecars (ADD lists every record and
     // needs only the owners); a report wants the netns and pod too.
@@ -234,7 +266,7 @@ absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args) {
   return out;
 }
 
-absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& node) {
+absl::StatusOr<NodeRelease> IpamReleaseNode(const IpamArgs& args, const std::string& node) {
   ASSIGN_OR_RETURN(Session s, Open(args));
   if (s.client == nullptr) {
     return CniError(kInvalidNetworkConfig,

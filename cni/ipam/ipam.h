@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,17 @@ struct PoolUsage {
   bool total_exact = true;
   // Reservations inside the range set (every node's, with `node` set for shared stores).
   std::vector<Reservation> holders;
+  // etcd store with blocks: the claimed blocks inside the range set, and the holders whose
+  // address lies outside their node's blocks (borrowed when the pool had no free block).
+  struct Block {
+    std::string cidr, node;
+    uint64_t used = 0;
+    int64_t empty_since = 0;
+  };
+  std::vector<Block> blocks;
+  std::set<std::string> borrowed;
+  // Unreadable block claims (named with the problem).
+  std::vector<std::string> block_errors;
   uint64_t used() const { return holders.size(); }
   uint64_t free() const { return total > holders.size() ? total - holders.size() : 0; }
 };
@@ -121,10 +133,10 @@ inline constexpr uint64_t kPoolCountLimit = uint64_t{1} << 20;
 // the config names (local or etcd). What the `rdmashare pool` CLI command calls.
 absl::StatusOr<std::vector<PoolUsage>> IpamPoolReport(const IpamArgs& args);
 
-// Reclaims every reservation of `node` in the (etcd) store and pool named by args' config (a
-// dead node's addresses; `rdmashare pool release --node N`). Returns how many were released.
-// Code 7 when the config's store is not etcd.
-absl::StatusOr<int> IpamReleaseNode(const IpamArgs& args, const std::string& node);
+// Reclaims every reservation and block of `node` in the (etcd) store and pool named by args'
+// config (a dead node's addresses; `rdmashare pool release --node N`). Returns how many
+// addresses and blocks were released. Code 7 when the config's store is not etcd.
+absl::StatusOr<NodeRelease> IpamReleaseNode(const IpamArgs& args, const std::string& node);
 
 // What IpamReleaseQuarantined did.
 struct QuarantineRelease {

@@ -10,11 +10,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cni/ipam/ip.h"
 
 namespace rdmashare::cni::ipam {
 
@@ -56,6 +58,24 @@ struct Reservation {
   }
 };
 
+// A block of a pool claimed by one node (stores with per-node blocks: EtcdStore with a
+// blockSize). The node hands out addresses of its own blocks first; `empty_since` (Unix seconds,
+// 0 = in use) marks a block that lost its last reservation, released after a grace period.
+struct BlockClaim {
+  IpNet cidr;
+  std::string node;
+  int64_t empty_since = 0;
+  int64_t mod_revision = 0;
+  // Non-empty when the claim record could not be read (it counts as claimed by nobody we know).
+  std::string error;
+};
+
+// What releasing a (dead) node's share of a shared pool did.
+struct NodeRelease {
+  int addresses = 0;
+  int blocks = 0;
+};
+
 // Held while a network is being modified; releases the lock on destruction.
 class StoreLock {
  public:
@@ -72,6 +92,13 @@ class IpamStore {
   // Every reservation of `network` (unreadable records included, with `error` set). An unknown
   // network has none.
   virtual absl::StatusOr<std::vector<Reservation>> List(const std::string& network) = 0;
+  // The reservations this caller's ADD/DEL/CHECK/GC must see: every one by default. A store with
+  // per-node blocks returns this node's records only (any network sharing the pool; those of
+  // another network come back `foreign`), so an ADD's cost does not grow with the pool; other
+  // nodes' records are then found by Reserve's compare-and-swap.
+  virtual absl::StatusOr<std::vector<Reservation>> ListForNode(const std::string& network) {
+    return List(network);
+  }
   // Records `r`. Returns false (and changes nothing) when r.ip is already reserved.
   virtual absl::StatusOr<bool> Reserve(const std::string& network, const Reservation& r) = 0;
   // Removes the reservation of `ip` (and its metadata). OK when there is none.
@@ -80,6 +107,28 @@ class IpamStore {
   virtual absl::StatusOr<std::string> LastReserved(const std::string& network, int pool_index) = 0;
   virtual absl::Status SetLastReserved(const std::string& network, int pool_index,
                                        const std::string& ip) = 0;
+  // The pool index the following Reserve calls are for: a store may record the last reserved
+  // address in the same write as the reservation (SetLastReserved then has nothing left to do).
+  virtual void ReservingFromPool(int pool_index) {}
+
+  // Per-node blocks. BlockSize() is the number of addresses of a block, 0 when the store has no
+  // blocks (the default; the other block calls are then never made).
+  virtual uint64_t BlockSize() const { return 0; }
+  // Seconds an empty block stays claimed before its node releases it.
+  virtual int64_t BlockGraceSeconds() const { return 0; }
+  // The caller's node name (owner of its claims).
+  virtual std::string NodeName() const { return ""; }
+  // Every claimed block of `network`'s pool.
+  virtual absl::StatusOr<std::vector<BlockClaim>> ListBlocks(const std::string& network);
+  // Claims `cidr` for this node with one compare-and-swap; nullopt when another node has it.
+  virtual absl::StatusOr<std::optional<BlockClaim>> ClaimBlock(const std::string& network,
+                                                               const IpNet& cidr);
+  // Sets the claim's empty_since (0 = in use) if the claim is unchanged since read (updates
+  // `claim`); false when it changed meanwhile.
+  virtual absl::StatusOr<bool> MarkBlock(const std::string& network, BlockClaim& claim,
+                                         int64_t empty_since);
+  // Drops this node's claim if unchanged since read.
+  virtual absl::StatusOr<bool> ReleaseBlock(const std::string& network, const BlockClaim& claim);
 };
 
 // Reservations of (container_id, ifname) among `all`.

@@ -394,8 +394,8 @@ TEST_F(EtcdIpamTest, CorruptRecordsAreSkippedReportedAndNeverTouched) {
   EXPECT_EQ(errors.size(), 5u);  // the garbage key is outside the range set
 
   // ReleaseNode skips them too; every corrupt value is still there, byte for byte.
-  ASSERT_OK_AND_ASSIGN(int released, IpamReleaseNode(args, "a"));
-  EXPECT_EQ(released, 0);
+  ASSERT_OK_AND_ASSIGN(NodeRelease released, IpamReleaseNode(args, "a"));
+  EXPECT_EQ(released.addresses, 0);
   for (const auto& [ip, value] : corrupt) {
     ASSERT_OK_AND_ASSIGN(auto kv, client->Get(fmt::format("{}/pools/net1/ips/{}", kPrefix, ip)));
     ASSERT_TRUE(kv.has_value()) << ip;
@@ -418,8 +418,8 @@ TEST_F(EtcdIpamTest, JournaledDelDoesNotReleaseAnAddressThatChangedHands) {
   o.endpoints = etcd_.Endpoints();
   auto client = EtcdClient::Create(o);
   ASSERT_TRUE(client.ok());
-  ASSERT_OK_AND_ASSIGN(int released, ReleaseNode(client->get(), kPrefix, "net1", "a"));
-  EXPECT_EQ(released, 1);
+  ASSERT_OK_AND_ASSIGN(NodeRelease released, ReleaseNode(client->get(), kPrefix, "net1", "a"));
+  EXPECT_EQ(released.addresses, 1);
   PluginRun taken = Exec("ADD", Conf(b, "10.20.0.1-10.20.0.1"), "c9");
   ASSERT_EQ(taken.exit_code, 0);
   ASSERT_EQ(Exec("ADD", Conf(a, range), "c2").exit_code, 0);  // flushes the journal
@@ -551,8 +551,8 @@ TEST_F(EtcdIpamTest, ReleaseNodeReclaimsOnlyThatNodesAddresses) {
   IpamArgs args;
   args.network_name = "net1";
   args.ipam_conf = json::parse(Conf(b, range))["ipam"];
-  ASSERT_OK_AND_ASSIGN(int released, IpamReleaseNode(args, "a"));
-  EXPECT_EQ(released, 2);
+  ASSERT_OK_AND_ASSIGN(NodeRelease released, IpamReleaseNode(args, "a"));
+  EXPECT_EQ(released.addresses, 2);
   auto records = Records("net1");
   ASSERT_THAT(records, SizeIs(1));
   EXPECT_EQ(records.begin()->second["containerID"], "c3");

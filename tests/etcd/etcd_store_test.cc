@@ -238,8 +238,8 @@ TEST_F(EtcdStoreTest, ReleaseNodeRemovesOnlyThatNodesRecords) {
   ASSERT_OK(a.Reserve("p", Owner("10.0.0.2", "c2")).status());
   ASSERT_OK(b.Reserve("p", Owner("10.0.0.3", "c3")).status());
   ASSERT_OK(a.Reserve("other", Owner("10.0.0.4", "c4")).status());
-  ASSERT_OK_AND_ASSIGN(int released, ReleaseNode(client_.get(), "/t", "p", "node-a"));
-  EXPECT_EQ(released, 2);
+  ASSERT_OK_AND_ASSIGN(NodeRelease released, ReleaseNode(client_.get(), "/t", "p", "node-a"));
+  EXPECT_EQ(released.addresses, 2);
   ASSERT_OK_AND_ASSIGN(auto left, b.List("p"));
   ASSERT_THAT(left, SizeIs(1));
   EXPECT_EQ(left[0].container_id, "c3");

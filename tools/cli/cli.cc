@@ -505,10 +505,11 @@ int RunPool(const ParsedArgs& p, std::ostream& out, std::ostream& err) {
   }
   if (action == "release") {
     std::string node = p.Get("node", "");
-    absl::StatusOr<int> released = ReleasePoolNode(*target, node, p.Get("pool", ""));
+    absl::StatusOr<cni::ipam::NodeRelease> released =
+        ReleasePoolNode(*target, node, p.Get("pool", ""));
     if (!released.ok()) return Fail(err, "pool release", released.status(), kExitFailure);
-    out << fmt::format("released {} address(es) of node {} (network {})\n", *released, node,
-                       target->network);
+    out << fmt::format("released {} address(es) and {} block(s) of node {} (network {})\n",
+                       released->addresses, released->blocks, node, target->network);
     return kExitOk;
   }
   absl::StatusOr<PoolListing> listing = ListPool(*target, p.Get("data-dir", ""));

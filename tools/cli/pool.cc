@@ -133,6 +133,21 @@ void PrintPoolListing(const PoolListing& l, std::ostream& out) {
     out << fmt::format("  range {}: {}{} addresses, {} used, {}{} free\n", u.ranges,
                        u.total_exact ? "" : "over ", u.total, u.used(),
                        u.total_exact ? "" : "over ", u.free());
+    if (!u.blocks.empty() || !u.block_errors.empty()) {
+      out << fmt::format("    {:<40} {:<20} {}\n", "BLOCK", "NODE", "USED");
+      for (const cni::ipam::PoolUsage::Block& b : u.blocks) {
+        out << fmt::format(
+            "    {:<40} {:<20} {}{}\n", b.cidr, b.node, b.used,
+            b.empty_since > 0 ? fmt::format(" (empty since {})", b.empty_since) : std::string());
+      }
+      for (const std::string& e : u.block_errors) out << "    UNREADABLE BLOCK: " << e << "\n";
+    }
+    if (!u.borrowed.empty()) {
+      out << fmt::format(
+          "    {} address(es) borrowed outside their node's blocks (the pool had no free "
+          "block when they were taken)\n",
+          u.borrowed.size());
+    }
     if (u.holders.empty()) continue;
     out << fmt::format("    {:<40} {:<20} {:<20} {:<8} {}\n", "ADDRESS", "NODE", "CONTAINER",
                        "IFNAME", "POD");
@@ -143,8 +158,9 @@ void PrintPoolListing(const PoolListing& l, std::ostream& out) {
       }
       std::string container = r.quarantined() ? "(quarantined)" : r.container_id;
       if (container.size() > 20) container = container.substr(0, 17) + "...";
-      out << fmt::format("    {:<40} {:<20} {:<20} {:<8} {}\n", r.ip, OrDash(r.node), container,
-                         OrDash(r.ifname), Pod(r));
+      out << fmt::format("    {:<40} {:<20} {:<20} {:<8} {}{}\n", r.ip, OrDash(r.node), container,
+                         OrDash(r.ifname), Pod(r),
+                         u.borrowed.count(r.ip) != 0 ? " (borrowed)" : "");
     }
   }
 }
@@ -165,13 +181,21 @@ ordered_json PoolListingJson(const PoolListing& l) {
                         {"podUID", r.pod_uid}};
       if (r.quarantined()) h["quarantineUntil"] = r.quarantine_until;
       if (!r.error.empty()) h["error"] = r.error;
+      if (u.borrowed.count(r.ip) != 0) h["borrowed"] = true;
       holders.push_back(h);
+    }
+    ordered_json blocks = ordered_json::array();
+    for (const cni::ipam::PoolUsage::Block& b : u.blocks) {
+      blocks.push_back(
+          {{"cidr", b.cidr}, {"node", b.node}, {"used", b.used}, {"emptySince", b.empty_since}});
     }
     ranges.push_back({{"ranges", u.ranges},
                       {"total", u.total},
                       {"totalExact", u.total_exact},
                       {"used", u.used()},
                       {"free", u.free()},
+                      {"blocks", blocks},
+                      {"blockErrors", u.block_errors},
                       {"holders", holders}});
   }
   ordered_json doc = {{"network", l.network},
@@ -182,8 +206,9 @@ ordered_json PoolListingJson(const PoolListing& l) {
   return doc;
 }
 
-absl::StatusOr<int> ReleasePoolNode(const PoolTarget& target, const std::string& node,
-                                    const std::string& pool) {
+absl::StatusOr<cni::ipam::NodeRelease> ReleasePoolNode(const PoolTarget& target,
+                                                       const std::string& node,
+                                                       const std::string& pool) {
   if (node.empty()) return absl::InvalidArgumentError("pool release needs --node NAME");
   PoolTarget t = target;
   if (!pool.empty()) t.ipam["pool"] = pool;

@@ -61,8 +61,9 @@ nlohmann::ordered_json PoolListingJson(const PoolListing& listing);
 // Releases every reservation of `node` in `target`'s etcd pool (`pool` non-empty overrides the
 // pool id). Returns how many were released. CniError 7 for the local store (node-local by
 // construction: there is no other node's address to reclaim).
-absl::StatusOr<int> ReleasePoolNode(const PoolTarget& target, const std::string& node,
-                                    const std::string& pool);
+absl::StatusOr<cni::ipam::NodeRelease> ReleasePoolNode(const PoolTarget& target,
+                                                       const std::string& node,
+                                                       const std::string& pool);
 
 // Ends quarantines early (`pool release --quarantined [--ip A]`): every quarantined address of
 // `target`'s pool, or only `ip`. `data_dir` / `pool` non-empty override the config's.

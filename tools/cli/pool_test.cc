@@ -368,7 +368,7 @@ TEST_F(EtcdPoolTest, ReleaseReclaimsOnlyThatNodesAddresses) {
   Add(Conf("worker2"), "c3");
   RunResult r = Cli({"pool", "release", "--node", "worker2", "--conf", ConfFile("worker1")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("released 2 address(es) of node worker2"));
+  EXPECT_THAT(r.out, HasSubstr("released 2 address(es) and 0 block(s) of node worker2"));
   json doc = json::parse(Cli({"pool", "--json", "--conf", ConfFile("worker1")}).out);
   ASSERT_THAT(doc["ranges"][0]["holders"], SizeIs(1));
   EXPECT_EQ(doc["ranges"][0]["holders"][0]["node"], "worker1");

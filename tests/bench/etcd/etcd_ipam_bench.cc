@@ -3,7 +3,10 @@
 // etcd on loopback, each client a distinct node; plain and over TLS) and on the local store
 // (baseline), same run.
 //
-// Usage: etcd_ipam_bench [adds-per-client (default 200)]
+// 2. the scale case: 8 nodes x 8 concurrent clients and 1000 ADDs of distinct containers,
+// on the etcd store with and without per-node blocks and on the local store (each node its own).
+//
+// Usage: etcd_ipam_bench [adds-per-client (default 200) [scale ADDs (default 1000)]]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,28 +34,33 @@ struct Figures {
   int failures = 0;
 };
 
+// `nodes` simulated nodes (distinct nodeName and data dir) with `clients` concurrent clients
+// each; `total` ADDs of distinct containers spread over all clients.
 Figures RunCase(const json& store, const std::string& network, const std::string& data_dir,
-                int clients, int adds) {
-  std::vector<std::vector<double>> lat(clients);
-  std::vector<int> failures(clients, 0);
+                int nodes, int clients, int total) {
+  const int threads_n = nodes * clients;
+  std::vector<std::vector<double>> lat(threads_n);
+  std::vector<int> failures(threads_n, 0);
   auto start = Clock::now();
   std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
+  for (int t = 0; t < threads_n; ++t) {
+    threads.emplace_back([&, t] {
+      const int node = t / clients;
       IpamArgs args;
       args.network_name = network;
       args.ifname = "net1";
       args.ipam_conf = {{"type", "rdmashare-ipam"},
                         {"subnet", "10.40.0.0/16"},
-                        {"dataDir", fmt::format("{}/node{}", data_dir, store.is_null() ? 0 : c)},
-                        {"nodeName", fmt::format("node{}", c)}};
+                        {"dataDir", fmt::format("{}/{}/node{}", data_dir, network, node)},
+                        {"nodeName", fmt::format("node{}", node)}};
       if (!store.is_null()) args.ipam_conf["store"] = store;
+      const int adds = total / threads_n + (t < total % threads_n ? 1 : 0);
       for (int i = 0; i < adds; ++i) {
-        args.container_id = fmt::format("c{}x{}", c, i);
+        args.container_id = fmt::format("c{}x{}", t, i);
         auto t0 = Clock::now();
         bool ok = IpamAdd(args).ok();
-        lat[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-        if (!ok) ++failures[c];
+        lat[t].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (!ok) ++failures[t];
       }
     });
   }
@@ -60,9 +68,9 @@ Figures RunCase(const json& store, const std::string& network, const std::string
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   std::vector<double> all;
   Figures f;
-  for (int c = 0; c < clients; ++c) {
-    all.insert(all.end(), lat[c].begin(), lat[c].end());
-    f.failures += failures[c];
+  for (int t = 0; t < threads_n; ++t) {
+    all.insert(all.end(), lat[t].begin(), lat[t].end());
+    f.failures += failures[t];
   }
   std::sort(all.begin(), all.end());
   f.per_second = all.size() / secs;
@@ -71,11 +79,17 @@ Figures RunCase(const json& store, const std::string& network, const std::string
   return f;
 }
 
+json WithBlocks(json store, int block_size) {
+  store["blockSize"] = block_size;
+  return store;
+}
+
 int Main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   int adds = argc > 1 ? std::atoi(argv[1]) : 200;
-  if (adds <= 0) {
-    std::fprintf(stderr, "usage: etcd_ipam_bench [adds-per-client > 0]\n");
+  int scale_adds = argc > 2 ? std::atoi(argv[2]) : 1000;
+  if (adds <= 0 || scale_adds <= 0) {
+    std::fprintf(stderr, "usage: etcd_ipam_bench [adds-per-client > 0 [scale-adds > 0]]\n");
     return 2;
   }
   testing::EtcdCluster etcd(1);
@@ -103,19 +117,40 @@ int Main(int argc, char** argv) {
   json etcd_store = {{"type", "etcd"}, {"endpoints", etcd.Endpoints()}};
   json etcd_tls_store = {
       {"type", "etcd"}, {"endpoints", etcd_tls.Endpoints()}, {"tls", {{"ca", pki.ca()}}}};
-  std::printf("rdmashare-ipam ADD, %d ADDs per client (in-process IpamAdd)\n", adds);
-  std::printf("%-30s %8s %12s %10s %10s %9s\n", "store", "clients", "allocs/s", "p50 ms", "p99 ms",
+  std::printf(
+      "rdmashare-ipam ADD (in-process IpamAdd, a new etcd client per ADD as each plugin\n"
+      "run makes); etcd stores with blocks of 16 (the default) and without blocks\n"
+      "(blockSize 0: every ADD reads the whole pool, the design before blocks)\n\n");
+  std::printf("1. %d ADDs per client; 8 clients = 8 nodes (etcd) or one node's 8 clients (local)\n",
+              adds);
+  std::printf("%-34s %8s %12s %10s %10s %9s\n", "store", "clients", "allocs/s", "p50 ms", "p99 ms",
               "failures");
   int run = 0;
   for (int clients : {1, 8}) {
     for (const auto& [name, store] :
          {std::make_pair(std::string("local (fsync)"), json()),
-          std::make_pair(std::string("etcd (1 member, loopback)"), etcd_store),
-          std::make_pair(std::string("etcd over TLS (handshake/ADD)"), etcd_tls_store)}) {
-      Figures f = RunCase(store, fmt::format("bench{}", run++), dir.path(), clients, adds);
-      std::printf("%-30s %8d %12.0f %10.2f %10.2f %9d\n", name.c_str(), clients, f.per_second,
+          std::make_pair(std::string("etcd, blocks of 16"), etcd_store),
+          std::make_pair(std::string("etcd, no blocks"), WithBlocks(etcd_store, 0)),
+          std::make_pair(std::string("etcd over TLS, blocks of 16"), etcd_tls_store)}) {
+      bool local = store.is_null();
+      Figures f = RunCase(store, fmt::format("bench{}", run++), dir.path(), local ? 1 : clients,
+                          local ? clients : 1, clients * adds);
+      std::printf("%-34s %8d %12.0f %10.2f %10.2f %9d\n", name.c_str(), clients, f.per_second,
                   f.p50_ms, f.p99_ms, f.failures);
     }
+  }
+  std::printf(
+      "\n2. 8 nodes x 8 concurrent clients, %d ADDs of distinct containers (local: each "
+      "node its own store)\n",
+      scale_adds);
+  std::printf("%-34s %12s %10s %10s %9s\n", "store", "allocs/s", "p50 ms", "p99 ms", "failures");
+  for (const auto& [name, store] :
+       {std::make_pair(std::string("local (fsync), per node"), json()),
+        std::make_pair(std::string("etcd, blocks of 16"), etcd_store),
+        std::make_pair(std::string("etcd, no blocks"), WithBlocks(etcd_store, 0))}) {
+    Figures f = RunCase(store, fmt::format("bench{}", run++), dir.path(), 8, 8, scale_adds);
+    std::printf("%-34s %12.0f %10.2f %10.2f %9d\n", name.c_str(), f.per_second, f.p50_ms, f.p99_ms,
+                f.failures);
   }
   return 0;
 }
