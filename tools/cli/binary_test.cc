@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/files.h"
 #include "common/testing/fifo.h"
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
@@ -97,6 +98,27 @@ TEST(BinaryTest, DoctorJsonExitsOneOnANodeMissingPieces) {
   int fails = 0;
   for (const auto& c : j["checks"]) fails += c["level"] == "fail";
   EXPECT_EQ(fails, 2) << r.out;
+}
+
+// The real binary against the running host's own /sys: doctor asks the statically linked
+// libibverbs. Build and CI machines have no RDMA subsystem: libibverbs then lists nothing, says
+// nothing on stderr, and doctor reports that its checks use sysfs only.
+TEST(BinaryTest, DoctorOnThisHostAsksLibibverbs) {
+  absl::StatusOr<std::vector<std::string>> ibdevs = ListDir("/sys/class/infiniband");
+  if (ibdevs.ok() && !ibdevs->empty()) GTEST_SKIP() << "this host has RDMA devices";
+  rdmashare::testing::TempDir dir;
+  RunResult r = RunCliBinary({"doctor", "--json", "--kubelet-dir", dir.path()}, dir.path());
+  EXPECT_EQ(r.err, "");
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  std::vector<nlohmann::json> verbs;
+  for (const nlohmann::json& c : j["checks"]) {
+    if (c["check"] == "verbs") verbs.push_back(c);
+  }
+  ASSERT_EQ(verbs.size(), 1u) << r.out;
+  EXPECT_EQ(verbs[0]["subject"], "node");
+  EXPECT_EQ(verbs[0]["level"], "ok");
+  EXPECT_EQ(verbs[0]["detail"], "no verbs devices (libibverbs found none): checks use sysfs only");
 }
 
 TEST(BinaryTest, CapturedNodeWorksWithEveryReadingCommand) {

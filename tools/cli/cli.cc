@@ -45,8 +45,8 @@ const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
       {"doctor",
        "",
-       "check this host for rdmashare: RDMA devices, ports, link layer, netns mode, GPUDirect, "
-       "rdma_cm, netdevs, GID room, kubelet",
+       "check this host for rdmashare: RDMA devices, ports, link layer, verbs (rdma-core's "
+       "libibverbs) against sysfs, netns mode, GPUDirect, rdma_cm, netdevs, GID room, kubelet",
        {{"json", false, "print JSON instead of a table"}}},
       {"devices",
        "",
@@ -222,11 +222,23 @@ int Fail(std::ostream& err, const std::string& cmd, const absl::Status& st, int 
   return code;
 }
 
+// True when both paths name the same directory (or, unresolvable, are the same text).
+bool SameDirectory(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  absl::StatusOr<std::string> ra = RealPath(a);
+  absl::StatusOr<std::string> rb = RealPath(b);
+  return ra.ok() && rb.ok() && *ra == *rb;
+}
+
 int RunDoctor(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
   HostPaths paths = PathsFor(p, env.paths);
   rdma::FakeNetnsModeReader unavailable(rdma::NetnsMode::kUnavailable);
   rdma::NetnsModeReader& reader = env.netns_reader ? *env.netns_reader : unavailable;
-  absl::StatusOr<std::vector<CheckResult>> results = RunDoctorChecks(paths, reader);
+  // The verbs view describes the tree at env.paths.sys_root (the running host's /sys in main);
+  // compared with any other tree it would report differences that are not there.
+  rdma::VerbsReader* verbs =
+      SameDirectory(paths.sys_root, env.paths.sys_root) ? env.verbs_reader : nullptr;
+  absl::StatusOr<std::vector<CheckResult>> results = RunDoctorChecks(paths, reader, verbs);
   if (!results.ok()) return Fail(err, "doctor", results.status(), kExitFailure);
   if (p.bools.count("json")) {
     out << DoctorJson(*results).dump(2) << "\n";

@@ -25,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "rdma/device.h"
 #include "rdma/netns_mode.h"
+#include "rdma/verbs.h"
 
 namespace rdmashare::cli {
 
@@ -76,6 +77,10 @@ struct Environment {
   HostPaths paths;
   rdma::NetnsModeReader* netns_reader = nullptr;
   AddressSource* addresses = nullptr;
+  // The verbs view of the host whose sysfs is paths.sys_root (main: rdma-core's libibverbs on
+  // the running host). doctor consults it only while --sysfs-root names that same tree; null =
+  // no verbs view.
+  rdma::VerbsReader* verbs_reader = nullptr;
 };
 
 // Runs `rdmashare <args...>` (args excludes argv[0]) and returns the exit code.
@@ -95,8 +100,8 @@ const char* CheckLevelName(CheckLevel level);
 
 // One host check.
 struct CheckResult {
-  // Check family ("rdma-devices", "port-state", "link-layer", "netns-mode", "gpudirect",
-  // "rdma-cm", "netdev", "gid-room", "kubelet").
+  // Check family ("rdma-devices", "port-state", "link-layer", "verbs", "netns-mode",
+  // "gpudirect", "rdma-cm", "netdev", "gid-room", "kubelet").
   std::string check;
   // What was checked ("mlx5_0/1", "enp11s0f0np0", or "node").
   std::string subject;
@@ -112,8 +117,18 @@ struct CheckResult {
 };
 
 // Runs every check of the walkthrough's host preparation. Errors only for a scan failure.
+//
+// With a `verbs` reader (describing the host whose sysfs is paths.sys_root) that lists devices,
+// adds one ok "verbs" line for the node naming libibverbs as the source, then a "verbs" check
+// per device: ok when verbs agrees with sysfs, FAIL naming each disagreement
+// (rdma::CompareVerbsWithSysfs) that a second reading of both sides confirms (GID tables change
+// while pods start and stop), warn for a device verbs cannot read. When verbs lists no device,
+// one "verbs" line says the checks use sysfs only: ok, or warn when sysfs does list devices; a
+// reader error is a warning. A null `verbs` (a sysfs tree other than the running host's) gives
+// one ok line saying verbs was not queried.
 absl::StatusOr<std::vector<CheckResult>> RunDoctorChecks(const HostPaths& paths,
-                                                         rdma::NetnsModeReader& netns_reader);
+                                                         rdma::NetnsModeReader& netns_reader,
+                                                         rdma::VerbsReader* verbs);
 // 1 when a check failed, else 0.
 int DoctorExitCode(const std::vector<CheckResult>& results);
 // Table for people, ending with a summary line.

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "common/files.h"
@@ -9,6 +10,7 @@
 #include "fmt/format.h"
 #include "rdma/device_scanner.h"
 #include "rdma/gid_table.h"
+#include "rdma/verbs.h"
 #include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
@@ -105,6 +107,128 @@ void CheckPorts(const HostPaths& paths, const rdma::RdmaDevice& dev,
   }
 }
 
+constexpr char kVerbsFix[] =
+    "sysfs and verbs disagree: reload the driver (modprobe -r mlx5_ib && modprobe mlx5_ib) or "
+    "check rdma-core's provider for this device";
+// Disagreements named on one line; the rest are counted.
+constexpr size_t kMaxListedDisagreements = 4;
+
+// One reading of both sides: verbs first, then sysfs.
+struct VerbsReading {
+  std::vector<rdma::VerbsDevice> devices;
+  std::vector<rdma::VerbsDisagreement> disagreements;
+  // Every ibdev either side lists, sorted.
+  std::set<std::string> ibdevs;
+};
+
+absl::StatusOr<VerbsReading> ReadVerbsAndSysfs(const HostPaths& paths, rdma::VerbsReader& verbs) {
+  VerbsReading r;
+  ASSIGN_OR_RETURN(r.devices, verbs.Devices());
+  rdma::SysfsDeviceScanner scanner(paths);
+  ASSIGN_OR_RETURN(rdma::NodeInventory inv, scanner.Scan());
+  rdma::SysfsRdmaView view = rdma::ReadSysfsRdmaView(paths.sys_root, std::move(inv));
+  r.disagreements = rdma::CompareVerbsWithSysfs(r.devices, view);
+  for (const rdma::RdmaDevice& d : view.inventory.devices) r.ibdevs.insert(d.ibdev);
+  for (const rdma::VerbsDevice& d : r.devices) r.ibdevs.insert(d.ibdev);
+  return r;
+}
+
+std::string Plural(size_t n, const char* word) {
+  return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
+}
+
+// The "verbs" checks: what rdma-core's libibverbs says against what sysfs says.
+void CheckVerbs(const HostPaths& paths, rdma::VerbsReader* verbs, size_t sysfs_devices,
+                std::vector<CheckResult>& out) {
+  const std::string sysfs_only = "checks use sysfs only";
+  if (verbs == nullptr) {
+    out.push_back(Make("verbs", "node", CheckLevel::kOk,
+                       fmt::format("not queried: libibverbs reads the running host, not the sysfs "
+                                   "tree at {}: {}",
+                                   paths.sys_root, sysfs_only)));
+    return;
+  }
+  const std::string error_fix =
+      "check that ib_uverbs is loaded and /dev/infiniband/uverbs* can be opened";
+  absl::StatusOr<VerbsReading> reading = ReadVerbsAndSysfs(paths, *verbs);
+  if (!reading.ok()) {
+    out.push_back(Make("verbs", "node", CheckLevel::kWarn,
+                       fmt::format("{}: {}", reading.status().message(), sysfs_only), error_fix));
+    return;
+  }
+  if (reading->devices.empty()) {
+    if (sysfs_devices == 0) {
+      out.push_back(Make("verbs", "node", CheckLevel::kOk,
+                         "no verbs devices (libibverbs found none): " + sysfs_only));
+    } else {
+      out.push_back(
+          Make("verbs", "node", CheckLevel::kWarn,
+               fmt::format("no verbs devices (libibverbs found none, sysfs lists {}): {}",
+                           sysfs_devices, sysfs_only),
+               "modprobe ib_uverbs and check /dev/infiniband; a device whose provider rdma-core "
+               "lacks stays invisible to verbs"));
+    }
+    return;
+  }
+  // A second reading of both sides confirms what the first saw: pods starting or stopping
+  // change GID tables (and links change port states) between the two sides' reads.
+  if (!reading->disagreements.empty()) {
+    absl::StatusOr<VerbsReading> second = ReadVerbsAndSysfs(paths, *verbs);
+    if (!second.ok()) {
+      out.push_back(
+          Make("verbs", "node", CheckLevel::kWarn,
+               fmt::format("{} (second reading): {}", second.status().message(), sysfs_only),
+               error_fix));
+      return;
+    }
+    std::vector<rdma::VerbsDisagreement> confirmed;
+    for (const rdma::VerbsDisagreement& d : second->disagreements) {
+      if (std::find(reading->disagreements.begin(), reading->disagreements.end(), d) !=
+          reading->disagreements.end()) {
+        confirmed.push_back(d);
+      }
+    }
+    second->disagreements = std::move(confirmed);
+    second->ibdevs.insert(reading->ibdevs.begin(), reading->ibdevs.end());
+    reading = std::move(second);
+  }
+  out.push_back(Make("verbs", "node", CheckLevel::kOk,
+                     fmt::format("libibverbs (rdma-core) lists {}: their ports and GID tables "
+                                 "are compared with sysfs",
+                                 Plural(reading->devices.size(), "device"))));
+  for (const std::string& ibdev : reading->ibdevs) {
+    const rdma::VerbsDevice* dev = nullptr;
+    for (const rdma::VerbsDevice& d : reading->devices) {
+      if (d.ibdev == ibdev) dev = &d;
+    }
+    std::vector<std::string> clauses;
+    for (const rdma::VerbsDisagreement& d : reading->disagreements) {
+      if (d.ibdev == ibdev) clauses.push_back(d.Describe());
+    }
+    if (!clauses.empty()) {
+      std::string detail;
+      for (size_t i = 0; i < clauses.size() && i < kMaxListedDisagreements; ++i) {
+        detail += (i == 0 ? "" : "; ") + clauses[i];
+      }
+      if (clauses.size() > kMaxListedDisagreements) {
+        detail += fmt::format(" (and {} more)", clauses.size() - kMaxListedDisagreements);
+      }
+      out.push_back(Make("verbs", ibdev, CheckLevel::kFail, detail, kVerbsFix));
+    } else if (dev != nullptr && !dev->error.empty()) {
+      out.push_back(Make("verbs", ibdev, CheckLevel::kWarn,
+                         fmt::format("libibverbs cannot read {}: {}", ibdev, dev->error),
+                         "check /dev/infiniband/uverbs* (permissions, ib_uverbs) and rdma-core's "
+                         "provider for this device"));
+    } else if (dev != nullptr) {
+      size_t gids = 0;
+      for (const rdma::VerbsPort& p : dev->ports) gids += p.gids.size();
+      out.push_back(Make("verbs", ibdev, CheckLevel::kOk,
+                         fmt::format("libibverbs agrees with sysfs: {}, {}",
+                                     Plural(dev->ports.size(), "port"), Plural(gids, "GID"))));
+    }
+  }
+}
+
 }  // namespace
 
 const char* CheckLevelName(CheckLevel level) {
@@ -120,7 +244,8 @@ const char* CheckLevelName(CheckLevel level) {
 }
 
 absl::StatusOr<std::vector<CheckResult>> RunDoctorChecks(const HostPaths& paths,
-                                                         rdma::NetnsModeReader& netns_reader) {
+                                                         rdma::NetnsModeReader& netns_reader,
+                                                         rdma::VerbsReader* verbs) {
   rdma::SysfsDeviceScanner scanner(paths);
   ASSIGN_OR_RETURN(rdma::NodeInventory inv, scanner.Scan());
   std::vector<CheckResult> out;
@@ -151,6 +276,7 @@ absl::StatusOr<std::vector<CheckResult>> RunDoctorChecks(const HostPaths& paths,
     }
     CheckPorts(paths, dev, out);
   }
+  CheckVerbs(paths, verbs, inv.devices.size(), out);
 
   absl::StatusOr<rdma::NetnsMode> mode = netns_reader.Read();
   if (!mode.ok()) {

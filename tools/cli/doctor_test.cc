@@ -1,22 +1,27 @@
 // Tests of `rdmashare doctor` (RunDoctorChecks and its output) on fake nodes.
 #include <functional>
 
+#include "common/files.h"
 #include "common/testing/status_matchers.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rdma/device_scanner.h"
+#include "rdma/verbs.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/test_util.h"
 
 namespace rdmashare::cli {
 namespace {
 
+using ::rdmashare::cli::testing::Concat;
 using ::rdmashare::cli::testing::TestNode;
 using ::testing::HasSubstr;
 
-std::vector<CheckResult> Checks(const HostPaths& paths, rdma::NetnsMode mode) {
+std::vector<CheckResult> Checks(const HostPaths& paths, rdma::NetnsMode mode,
+                                rdma::VerbsReader* verbs = nullptr) {
   rdma::FakeNetnsModeReader reader(mode);
-  absl::StatusOr<std::vector<CheckResult>> r = RunDoctorChecks(paths, reader);
+  absl::StatusOr<std::vector<CheckResult>> r = RunDoctorChecks(paths, reader, verbs);
   EXPECT_TRUE(r.ok()) << r.status().message();
   return r.ok() ? *r : std::vector<CheckResult>{};
 }
@@ -83,7 +88,8 @@ TEST(DoctorTest, PeermemLoadedAndSharedModeGiveAllGreen) {
 TEST(DoctorTest, NetnsReadErrorIsAWarning) {
   TestNode node(fakenode::Walkthrough8Rail());
   rdma::FakeNetnsModeReader reader(absl::UnavailableError("timeout"));
-  ASSERT_OK_AND_ASSIGN(std::vector<CheckResult> all, RunDoctorChecks(node.paths(), reader));
+  ASSERT_OK_AND_ASSIGN(std::vector<CheckResult> all,
+                       RunDoctorChecks(node.paths(), reader, nullptr));
   const CheckResult* r = Find(all, "netns-mode", "node");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->level, CheckLevel::kWarn);
@@ -217,6 +223,368 @@ TEST(DoctorTest, JsonCarriesLevelsAndOverallResult) {
   EXPECT_EQ(j["checks"][0]["fix"], "modprobe rdma_ucm");
   EXPECT_EQ(j["checks"][1]["level"], "ok");
   EXPECT_EQ(DoctorJson({results[1]})["ok"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// verbs
+
+// What a healthy libibverbs reports for the node at `paths`: sysfs's ports and used GID entries
+// in verbs' terms (ifindexes from class/net).
+std::vector<rdma::VerbsDevice> VerbsMirror(const HostPaths& paths) {
+  rdma::SysfsDeviceScanner scanner(paths);
+  absl::StatusOr<rdma::NodeInventory> inv = scanner.Scan();
+  EXPECT_TRUE(inv.ok()) << inv.status().message();
+  if (!inv.ok()) return {};
+  rdma::SysfsRdmaView view = rdma::ReadSysfsRdmaView(paths.sys_root, *inv);
+  std::vector<rdma::VerbsDevice> out;
+  for (const rdma::RdmaDevice& d : view.inventory.devices) {
+    rdma::VerbsDevice vd;
+    vd.ibdev = d.ibdev;
+    for (const rdma::RdmaPort& p : d.ports) {
+      rdma::VerbsPort vp{p.number, p.state, p.link_layer, p.gid_table_size, {}};
+      for (const rdma::GidTableEntry& e : view.gid_tables.at({d.ibdev, p.number})) {
+        if (!e.used()) continue;
+        rdma::VerbsGid g;
+        g.index = e.index;
+        g.gid = e.gid;
+        g.type = e.type == "RoCE v2"                          ? rdma::VerbsGidType::kRoceV2
+                 : p.link_layer == rdma::LinkLayer::kEthernet ? rdma::VerbsGidType::kRoceV1
+                                                              : rdma::VerbsGidType::kIb;
+        if (!e.netdev.empty()) {
+          absl::StatusOr<int64_t> ifindex =
+              ReadIntAttr(JoinPath(paths.sys_root, "class/net/" + e.netdev + "/ifindex"));
+          EXPECT_TRUE(ifindex.ok()) << e.netdev;
+          g.ndev_ifindex = ifindex.ok() ? static_cast<int>(*ifindex) : 0;
+          g.ndev = e.netdev;
+        }
+        vp.gids.push_back(g);
+      }
+      vd.ports.push_back(vp);
+    }
+    out.push_back(vd);
+  }
+  return out;
+}
+
+std::vector<CheckResult> OfCheck(const std::vector<CheckResult>& all, const std::string& check) {
+  std::vector<CheckResult> out;
+  for (const CheckResult& r : all) {
+    if (r.check == check) out.push_back(r);
+  }
+  return out;
+}
+
+const char kVerbsFix[] =
+    "sysfs and verbs disagree: reload the driver (modprobe -r mlx5_ib && modprobe mlx5_ib) or "
+    "check rdma-core's provider for this device";
+
+TEST(DoctorVerbsTest, AgreeingVerbsIsOkForEveryDevice) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  rdma::FakeVerbsReader verbs({VerbsMirror(node.paths())});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  std::vector<CheckResult> lines = OfCheck(all, "verbs");
+  ASSERT_EQ(lines.size(), 9u);
+  EXPECT_EQ(lines[0], (CheckResult{"verbs", "node", CheckLevel::kOk,
+                                   "libibverbs (rdma-core) lists 8 devices: their ports and GID "
+                                   "tables are compared with sysfs",
+                                   ""}));
+  for (int k = 0; k < 8; ++k) {
+    EXPECT_EQ(lines[k + 1], (CheckResult{"verbs", "mlx5_" + std::to_string(k), CheckLevel::kOk,
+                                         "libibverbs agrees with sysfs: 1 port, 2 GIDs", ""}));
+  }
+  EXPECT_THAT(WithLevel(all, CheckLevel::kFail), ::testing::IsEmpty());
+  EXPECT_EQ(verbs.calls(), 1);
+}
+
+TEST(DoctorVerbsTest, DisagreementFailsNamingEachDifferenceWithTheFix) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  seen[3].ports[0].state = "DOWN";
+  seen[3].ports[0].gids[1].type = rdma::VerbsGidType::kRoceV1;
+  rdma::FakeVerbsReader verbs({seen});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  EXPECT_EQ(*Find(all, "verbs", "mlx5_3"),
+            (CheckResult{"verbs", "mlx5_3", CheckLevel::kFail,
+                         "port 1 state: sysfs ACTIVE, verbs DOWN; port 1 GID 1 type: sysfs RoCE "
+                         "v2, verbs RoCE v1",
+                         kVerbsFix}));
+  EXPECT_EQ(Find(all, "verbs", "mlx5_2")->level, CheckLevel::kOk);
+  EXPECT_EQ(WithLevel(all, CheckLevel::kFail).size(), 1u);
+  EXPECT_EQ(DoctorExitCode(all), kExitFailure);
+  // Confirmed by a second reading.
+  EXPECT_EQ(verbs.calls(), 2);
+}
+
+TEST(DoctorVerbsTest, DeviceMissingFromVerbsFails) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  seen.pop_back();
+  rdma::FakeVerbsReader verbs({seen});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  EXPECT_EQ(*Find(all, "verbs", "mlx5_7"),
+            (CheckResult{"verbs", "mlx5_7", CheckLevel::kFail, "in sysfs, not listed by libibverbs",
+                         kVerbsFix}));
+}
+
+TEST(DoctorVerbsTest, ManyDisagreementsAreCountedPastFour) {
+  TestNode node(fakenode::NoRdmaCm());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  rdma::VerbsPort& port = seen[0].ports[0];
+  port.state = "INIT";
+  port.link_layer = rdma::LinkLayer::kInfiniBand;
+  port.gid_tbl_len = 255;
+  port.gids[0].gid = "fe80:0000:0000:0000:0000:0000:0000:0001";
+  port.gids[1].gid = "fe80:0000:0000:0000:0000:0000:0000:0002";
+  rdma::FakeVerbsReader verbs({seen});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  const CheckResult* r = Find(all, "verbs", "mlx5_0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->level, CheckLevel::kFail);
+  EXPECT_THAT(r->detail, ::testing::StartsWith("port 1 state: sysfs ACTIVE, verbs INIT; "));
+  EXPECT_THAT(r->detail, ::testing::EndsWith(" (and 1 more)"));
+}
+
+TEST(DoctorVerbsTest, DisagreementGoneOnTheSecondReadingIsNotReported) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<rdma::VerbsDevice> agree = VerbsMirror(node.paths());
+  std::vector<rdma::VerbsDevice> churn = agree;
+  churn[0].ports[0].gids.pop_back();  // a pod's GID removed between the two sides' reads
+  rdma::FakeVerbsReader verbs({churn, agree});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  EXPECT_EQ(Find(all, "verbs", "mlx5_0")->level, CheckLevel::kOk);
+  EXPECT_EQ(Find(all, "verbs", "mlx5_0")->detail, "libibverbs agrees with sysfs: 1 port, 2 GIDs");
+  EXPECT_EQ(verbs.calls(), 2);
+}
+
+TEST(DoctorVerbsTest, DeviceVerbsCannotOpenIsAWarning) {
+  TestNode node(fakenode::NoRdmaCm());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  seen[0].ports.clear();
+  seen[0].error = "ibv_open_device: Permission denied";
+  rdma::FakeVerbsReader verbs({seen});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  const CheckResult* r = Find(all, "verbs", "mlx5_0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->level, CheckLevel::kWarn);
+  EXPECT_EQ(r->detail, "libibverbs cannot read mlx5_0: ibv_open_device: Permission denied");
+  EXPECT_THAT(r->fix, HasSubstr("/dev/infiniband/uverbs*"));
+}
+
+TEST(DoctorVerbsTest, NoVerbsDeviceOnANodeWithoutRdmaIsOneOkLine) {
+  TestNode node(fakenode::PlainNic());
+  rdma::FakeVerbsReader verbs({std::vector<rdma::VerbsDevice>{}});
+  std::vector<CheckResult> lines =
+      OfCheck(Checks(node.paths(), rdma::NetnsMode::kShared, &verbs), "verbs");
+  EXPECT_THAT(lines, ::testing::ElementsAre(CheckResult{
+                         "verbs", "node", CheckLevel::kOk,
+                         "no verbs devices (libibverbs found none): checks use sysfs only", ""}));
+}
+
+TEST(DoctorVerbsTest, NoVerbsDeviceWhileSysfsListsDevicesIsOneWarning) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  rdma::FakeVerbsReader verbs({std::vector<rdma::VerbsDevice>{}});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  std::vector<CheckResult> lines = OfCheck(all, "verbs");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].subject, "node");
+  EXPECT_EQ(lines[0].level, CheckLevel::kWarn);
+  EXPECT_EQ(lines[0].detail,
+            "no verbs devices (libibverbs found none, sysfs lists 8): checks use sysfs only");
+  EXPECT_THAT(lines[0].fix, HasSubstr("modprobe ib_uverbs"));
+  EXPECT_EQ(DoctorExitCode(all), kExitOk);
+}
+
+TEST(DoctorVerbsTest, ReaderErrorIsAWarning) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  rdma::FakeVerbsReader verbs(
+      {absl::UnavailableError("libibverbs: ibv_get_device_list: Permission denied")});
+  std::vector<CheckResult> lines =
+      OfCheck(Checks(node.paths(), rdma::NetnsMode::kShared, &verbs), "verbs");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].level, CheckLevel::kWarn);
+  EXPECT_EQ(lines[0].detail,
+            "libibverbs: ibv_get_device_list: Permission denied: checks use sysfs only");
+}
+
+TEST(DoctorVerbsTest, NoReaderIsOneOkLineNamingTheTree) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<CheckResult> lines = OfCheck(Checks(node.paths(), rdma::NetnsMode::kShared), "verbs");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].level, CheckLevel::kOk);
+  EXPECT_EQ(lines[0].detail,
+            "not queried: libibverbs reads the running host, not the sysfs tree "
+            "at " +
+                node.paths().sys_root + ": checks use sysfs only");
+}
+
+// Each kind of disagreement, injected into an otherwise faithful verbs view of the walkthrough
+// node, fails one device alone with its own clause. `inject` changes the view and returns the
+// clause it expects (built from the view's own GIDs and netdevs).
+struct VerbsKindCase {
+  std::string name;
+  std::string subject;
+  std::function<std::string(std::vector<rdma::VerbsDevice>&)> inject;
+};
+
+void PrintTo(const VerbsKindCase& c, std::ostream* os) { *os << c.name; }
+
+class DoctorVerbsKindTest : public ::testing::TestWithParam<VerbsKindCase> {};
+
+TEST_P(DoctorVerbsKindTest, FailsTheDeviceWithItsClause) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  ASSERT_EQ(seen.size(), 8u);
+  ASSERT_EQ(seen[1].ports.size(), 1u);
+  ASSERT_EQ(seen[1].ports[0].gids.size(), 2u);
+  std::string detail = GetParam().inject(seen);
+  rdma::FakeVerbsReader verbs({seen});
+  std::vector<CheckResult> all = Checks(node.paths(), rdma::NetnsMode::kShared, &verbs);
+  EXPECT_EQ(WithLevel(all, CheckLevel::kFail),
+            (std::vector<CheckResult>{
+                {"verbs", GetParam().subject, CheckLevel::kFail, detail, kVerbsFix}}));
+  EXPECT_EQ(DoctorExitCode(all), kExitFailure);
+  // Confirmed by a second reading of both sides.
+  EXPECT_EQ(verbs.calls(), 2);
+}
+
+constexpr char kOtherGid[] = "fe80:0000:0000:0000:0000:0000:0000:00aa";
+using Seen = std::vector<rdma::VerbsDevice>;
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, DoctorVerbsKindTest,
+    ::testing::Values(
+        VerbsKindCase{"DeviceOnlyInVerbs", "mlx5_8",
+                      [](Seen& v) {
+                        rdma::VerbsDevice extra = v[7];
+                        extra.ibdev = "mlx5_8";
+                        v.push_back(extra);
+                        return std::string("listed by libibverbs, not in sysfs");
+                      }},
+        VerbsKindCase{"DeviceOnlyInSysfs", "mlx5_1",
+                      [](Seen& v) {
+                        v.erase(v.begin() + 1);
+                        return std::string("in sysfs, not listed by libibverbs");
+                      }},
+        VerbsKindCase{"PortOnlyInSysfs", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports.clear();
+                        return std::string("port 1 in sysfs, not in verbs");
+                      }},
+        VerbsKindCase{"PortOnlyInVerbs", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports.push_back(v[1].ports[0]);
+                        v[1].ports[1].number = 2;
+                        return std::string("port 2 in verbs, not in sysfs");
+                      }},
+        VerbsKindCase{"PortState", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports[0].state = "ARMED";
+                        return std::string("port 1 state: sysfs ACTIVE, verbs ARMED");
+                      }},
+        VerbsKindCase{"LinkLayer", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports[0].link_layer = rdma::LinkLayer::kInfiniBand;
+                        return std::string("port 1 link layer: sysfs Ethernet, verbs InfiniBand");
+                      }},
+        VerbsKindCase{"GidTableSize", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports[0].gid_tbl_len = 128;
+                        return std::string("port 1 GID table size: sysfs 16, verbs 128");
+                      }},
+        VerbsKindCase{"GidValue", "mlx5_1",
+                      [](Seen& v) {
+                        std::string was = v[1].ports[0].gids[0].gid;
+                        v[1].ports[0].gids[0].gid = kOtherGid;
+                        return fmt::format("port 1 GID 0: sysfs {}, verbs {}", was, kOtherGid);
+                      }},
+        VerbsKindCase{"GidOnlyInSysfs", "mlx5_1",
+                      [](Seen& v) {
+                        std::string was = v[1].ports[0].gids[1].gid;
+                        v[1].ports[0].gids.pop_back();
+                        return fmt::format("port 1 GID 1: sysfs {}, verbs none", was);
+                      }},
+        VerbsKindCase{"GidOnlyInVerbs", "mlx5_1",
+                      [](Seen& v) {
+                        rdma::VerbsGid extra = v[1].ports[0].gids[0];
+                        extra.index = 9;
+                        extra.gid = kOtherGid;
+                        v[1].ports[0].gids.push_back(extra);
+                        return fmt::format("port 1 GID 9: sysfs unused, verbs {}", kOtherGid);
+                      }},
+        VerbsKindCase{"GidType", "mlx5_1",
+                      [](Seen& v) {
+                        v[1].ports[0].gids[1].type = rdma::VerbsGidType::kIb;
+                        return std::string("port 1 GID 1 type: sysfs RoCE v2, verbs IB");
+                      }},
+        VerbsKindCase{"GidNetdev", "mlx5_1",
+                      [](Seen& v) {
+                        rdma::VerbsGid& g = v[1].ports[0].gids[1];
+                        const rdma::VerbsGid& other = v[2].ports[0].gids[1];
+                        std::string was = g.ndev;
+                        g.ndev = other.ndev;
+                        g.ndev_ifindex = other.ndev_ifindex;
+                        return fmt::format("port 1 GID 1 netdev: sysfs {}, verbs {} (ifindex {})",
+                                           was, other.ndev, other.ndev_ifindex);
+                      }},
+        VerbsKindCase{"GidNetdevMissingInVerbs", "mlx5_1",
+                      [](Seen& v) {
+                        rdma::VerbsGid& g = v[1].ports[0].gids[0];
+                        std::string was = g.ndev;
+                        g.ndev = "";
+                        g.ndev_ifindex = 0;
+                        return fmt::format("port 1 GID 0 netdev: sysfs {}, verbs none", was);
+                      }}),
+    [](const ::testing::TestParamInfo<VerbsKindCase>& info) { return info.param.name; });
+
+TEST(DoctorVerbsTest, JsonCarriesTheSourceAndEachDisagreement) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  std::vector<rdma::VerbsDevice> seen = VerbsMirror(node.paths());
+  seen[5].ports[0].state = "DOWN";
+  rdma::FakeNetnsModeReader netns(rdma::NetnsMode::kShared);
+  rdma::FakeVerbsReader verbs({seen});
+  Environment env;
+  env.paths = node.paths();
+  env.netns_reader = &netns;
+  env.verbs_reader = &verbs;
+  testing::CliRun run = testing::RunInProcess(Concat({"doctor", "--json"}, node.RootFlags()), env);
+  EXPECT_EQ(run.code, kExitFailure) << run.err;
+  nlohmann::json j = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << run.out;
+  EXPECT_EQ(j["ok"], false);
+  std::vector<nlohmann::json> lines;
+  for (const nlohmann::json& c : j["checks"]) {
+    if (c["check"] == "verbs" && (c["subject"] == "node" || c["level"] != "ok")) {
+      lines.push_back(c);
+    }
+  }
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  EXPECT_EQ(lines[0]["level"], "ok");
+  EXPECT_THAT(lines[0]["detail"].get<std::string>(),
+              HasSubstr("libibverbs (rdma-core) lists 8 devices"));
+  EXPECT_EQ(lines[1], (nlohmann::json{{"check", "verbs"},
+                                      {"subject", "mlx5_5"},
+                                      {"level", "fail"},
+                                      {"detail", "port 1 state: sysfs ACTIVE, verbs DOWN"},
+                                      {"fix", kVerbsFix}}));
+}
+
+TEST(DoctorVerbsTest, CliQueriesVerbsOnlyForTheEnvironmentsOwnSysfs) {
+  TestNode node(fakenode::Walkthrough8Rail());
+  rdma::FakeNetnsModeReader netns(rdma::NetnsMode::kShared);
+  rdma::FakeVerbsReader verbs({VerbsMirror(node.paths())});
+  Environment env;
+  env.paths = node.paths();
+  env.netns_reader = &netns;
+  env.verbs_reader = &verbs;
+  testing::CliRun own = testing::RunInProcess(Concat({"doctor"}, node.RootFlags()), env);
+  EXPECT_THAT(own.out, HasSubstr("agrees with sysfs: 1 port, 2 GIDs"));
+  EXPECT_EQ(verbs.calls(), 1);
+
+  // The same reader against another tree (a capture, another node's fixture) stays unused.
+  TestNode other(fakenode::Walkthrough8Rail());
+  testing::CliRun elsewhere = testing::RunInProcess(Concat({"doctor"}, other.RootFlags()), env);
+  EXPECT_THAT(elsewhere.out, HasSubstr("not queried: libibverbs reads the running host"));
+  EXPECT_EQ(verbs.calls(), 1);
 }
 
 }  // namespace

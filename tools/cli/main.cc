@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "rdma/ibverbs_reader.h"
 #include "rdma/netns_mode.h"
 #include "tools/cli/cli.h"
 
@@ -15,9 +16,11 @@ int main(int argc, char** argv) {
     (void)rdmashare::SetupLogging("error");
     rdmashare::rdma::NetlinkNetnsModeReader netns_reader;
     rdmashare::cli::GetifaddrsAddressSource addresses;
+    rdmashare::rdma::IbverbsReader verbs_reader;
     rdmashare::cli::Environment env;
     env.netns_reader = &netns_reader;
     env.addresses = &addresses;
+    env.verbs_reader = &verbs_reader;
     std::vector<std::string> args(argv + 1, argv + argc);
     return rdmashare::cli::RunCli(args, env, std::cout, std::cerr);
   } catch (const std::exception& e) {
