@@ -67,6 +67,9 @@ struct StoreConfig {
   uint64_t max_response_bytes = kDefaultMaxResponseBytes;
   // "tls": {"ca", "cert", "key"} (PEM files; ca required when present).
   EtcdTlsFiles tls;
+  // "tls": {"sessionCacheSeconds"}: how long a TLS session is cached for the next invocation
+  // (0..86400, 0 = never; tls_session_cache.h).
+  std::chrono::seconds tls_session_lifetime = kDefaultTlsSessionLifetime;
 };
 
 // Longest network or pool name: both become a directory name (LocalStore, the lock and the DEL
