@@ -248,10 +248,19 @@ absl::Status ParseStore(const json& store, StoreConfig* out) {
   if (auto it = store.find("tls"); it != store.end() && !it->is_null()) {
     if (!it->is_object()) return Bad("store.tls must be an object {\"ca\", \"cert\", \"key\"}");
     for (const auto& [key, value] : it->items()) {
-      if (key != "ca" && key != "cert" && key != "key") {
-        return Bad(fmt::format("store.tls.{} is unknown (\"ca\", \"cert\", \"key\")", key));
+      if (key != "ca" && key != "cert" && key != "key" && key != "sessionCacheSeconds") {
+        return Bad(fmt::format(
+            "store.tls.{} is unknown (\"ca\", \"cert\", \"key\", \"sessionCacheSeconds\")", key));
       }
       (void)value;
+    }
+    if (auto ttl = it->find("sessionCacheSeconds"); ttl != it->end()) {
+      if (!ttl->is_number_integer() || ttl->get<long long>() < 0 ||
+          ttl->get<long long>() > kMaxTlsSessionLifetime.count()) {
+        return Bad(fmt::format("store.tls.sessionCacheSeconds must be an integer in 0..{}",
+                               kMaxTlsSessionLifetime.count()));
+      }
+      out->tls_session_lifetime = std::chrono::seconds(ttl->get<long long>());
     }
     ASSIGN_OR_RETURN(out->tls.ca, OptString(*it, "ca", "store.tls."));
     ASSIGN_OR_RETURN(out->tls.cert, OptString(*it, "cert", "store.tls."));
@@ -317,6 +326,7 @@ EtcdOptions EtcdOptionsFor(const StoreConfig& store) {
   o.request_timeout = store.request_timeout;
   o.max_response_bytes = store.max_response_bytes;
   o.tls = store.tls;
+  o.tls_sessions.lifetime = store.tls_session_lifetime;
   return o;
 }
 

@@ -79,6 +79,9 @@ struct StoreConfig {
   // "blockReleaseSeconds": how long an empty block stays claimed by its node.
   uint64_t block_size = kDefaultBlockSize;
   int64_t block_release_seconds = kDefaultBlockReleaseSeconds;
+  // "tls": {"sessionCacheSeconds"}: how long a TLS session is cached for the next invocation
+  // (0..86400, 0 = never; tls_session_cache.h).
+  std::chrono::seconds tls_session_lifetime = kDefaultTlsSessionLifetime;
 };
 
 // Longest network or pool name: both become a directory name (LocalStore, the lock and the DEL

@@ -179,6 +179,20 @@ TEST(ParseIpamConfigTest, EtcdTlsFiles) {
   EtcdOptions o = EtcdOptionsFor(conf.store);
   EXPECT_EQ(o.tls.ca, conf.store.tls.ca);
   EXPECT_EQ(o.endpoints, conf.store.endpoints);
+  EXPECT_EQ(o.tls_sessions.lifetime, kDefaultTlsSessionLifetime);
+}
+
+TEST(ParseIpamConfigTest, EtcdTlsSessionCacheSeconds) {
+  for (int seconds : {0, 600, 86400}) {
+    ASSERT_OK_AND_ASSIGN(
+        IpamConfig conf,
+        ParseIpamConfig(json{{"subnet", "10.0.0.0/24"},
+                             {"store",
+                              {{"type", "etcd"},
+                               {"endpoints", {"https://10.0.0.2:2379"}},
+                               {"tls", {{"ca", "/ca.crt"}, {"sessionCacheSeconds", seconds}}}}}}));
+    EXPECT_EQ(EtcdOptionsFor(conf.store).tls_sessions.lifetime, std::chrono::seconds(seconds));
+  }
 }
 
 TEST(ValidateStoreNameTest, AcceptsNetworkAndPoolNames) {
@@ -400,6 +414,14 @@ INSTANTIATE_TEST_SUITE_P(
             "EtcdTlsUnknownField",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/a","cacert":"/c"}}})",
             "store.tls.cacert is unknown"},
+        BadConfigCase{
+            "EtcdTlsSessionCacheSecondsTooLarge",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/a","sessionCacheSeconds":86401}}})",
+            "store.tls.sessionCacheSeconds must be an integer in 0..86400"},
+        BadConfigCase{
+            "EtcdTlsSessionCacheSecondsNotInteger",
+            R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":"/a","sessionCacheSeconds":"1h"}}})",
+            "store.tls.sessionCacheSeconds must be an integer in 0..86400"},
         BadConfigCase{
             "EtcdTlsCaNotString",
             R"({"subnet":"10.0.0.0/24","store":{"type":"etcd","endpoints":["127.0.0.1:1"],"tls":{"ca":1}}})",

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "fmt/format.h"
+#include "spdlog/spdlog.h"
 
 namespace rdmashare::cni::ipam {
 namespace {
@@ -585,17 +587,58 @@ std::vector<std::string> HostsFileAddresses(const std::string& hosts_text,
   return out;
 }
 
-struct EtcdClient::Conn : Transport {};
-
 struct EtcdClient::TlsContext {
   SSL_CTX* ctx = nullptr;
   bool client_cert = false;
+  // SHA-256 of the CA, certificate and key contents (part of every session's binding).
+  std::string files_digest;
+  std::unique_ptr<TlsSessionCache> sessions;  // null: no session cache
+  std::atomic<int64_t> full_handshakes{0};
+  std::atomic<int64_t> resumed_handshakes{0};
+  std::atomic<int64_t> sessions_saved{0};
   ~TlsContext() {
     if (ctx != nullptr) SSL_CTX_free(ctx);
   }
 };
 
 namespace {
+
+// What the new-session callback needs to save a connection's session (its SSL's app data).
+struct TlsSessionSlot {
+  EtcdClient::TlsContext* tls = nullptr;
+  std::string file_name;
+  std::string binding;
+  int64_t loaded_expires = 0;  // expiry of the cached session offered (0: none)
+};
+
+}  // namespace
+
+struct EtcdClient::Conn : Transport {
+  TlsSessionSlot session_slot;
+  ~Conn() {
+    if (ssl != nullptr) SSL_set_app_data(ssl, nullptr);
+  }
+};
+
+namespace {
+
+// OpenSSL's new-session callback (SSL_SESS_CACHE_CLIENT): after a TLS 1.2 handshake, and for
+// TLS 1.3 whenever a NewSessionTicket arrives (after the handshake, read with the first answer).
+// The newest session replaces the endpoint's cache entry. Returns 0: OpenSSL keeps ownership.
+int OnNewTlsSession(SSL* ssl, SSL_SESSION* session) {
+  auto* slot = static_cast<TlsSessionSlot*>(SSL_get_app_data(ssl));
+  if (slot == nullptr || slot->tls == nullptr || slot->tls->sessions == nullptr) return 0;
+  if (!slot->tls->sessions->ShouldSave(SSL_session_reused(ssl) == 1, slot->loaded_expires)) {
+    return 0;
+  }
+  absl::Status st = slot->tls->sessions->Save(slot->file_name, slot->binding, session);
+  if (st.ok()) {
+    slot->tls->sessions_saved.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    spdlog::warn("etcd: TLS session not cached: {}", st.message());
+  }
+  return 0;
+}
 
 absl::Status BadTlsFile(const char* field, const std::string& path, const std::string& problem) {
   return CniError(kInvalidNetworkConfig,
@@ -641,11 +684,13 @@ absl::StatusOr<std::unique_ptr<EtcdClient::TlsContext>> LoadTls(const EtcdTlsFil
   ERR_clear_error();  // end of file
   if (certs == 0) return BadTlsFile("ca", files.ca, "contains no PEM certificate");
 
+  std::string cert_pem, key_pem;
   if (!files.cert.empty()) {
     for (const auto& [field, path] :
          {std::make_pair("cert", files.cert), std::make_pair("key", files.key)}) {
       absl::StatusOr<std::string> text = ReadFile(path);
       if (!text.ok()) return BadTlsFile(field, path, std::string(text.status().message()));
+      (std::strcmp(field, "cert") == 0 ? cert_pem : key_pem) = std::move(*text);
     }
     if (SSL_CTX_use_certificate_chain_file(tls->ctx, files.cert.c_str()) != 1) {
       return BadTlsFile("cert", files.cert, "not a PEM certificate: " + SslErrors());
@@ -668,7 +713,18 @@ absl::StatusOr<std::unique_ptr<EtcdClient::TlsContext>> LoadTls(const EtcdTlsFil
     }
     tls->client_cert = true;
   }
+  tls->files_digest = TlsFilesDigest(*ca, cert_pem, key_pem);
   return tls;
+}
+
+// Client-side session caching through OnNewTlsSession only (no OpenSSL internal store: each
+// process makes one connection per endpoint).
+void EnableSessionCache(EtcdClient::TlsContext* tls, const TlsSessionCacheOptions& options) {
+  if (!options.enabled()) return;
+  tls->sessions = std::make_unique<TlsSessionCache>(options);
+  SSL_CTX_set_session_cache_mode(tls->ctx,
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(tls->ctx, OnNewTlsSession);
 }
 
 }  // namespace
@@ -685,6 +741,7 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(EtcdOptions optio
   std::unique_ptr<TlsContext> tls;
   if (options.tls.enabled()) {
     ASSIGN_OR_RETURN(tls, LoadTls(options.tls));
+    EnableSessionCache(tls.get(), options.tls_sessions);
   }
   return std::unique_ptr<EtcdClient>(
       new EtcdClient(std::move(options), std::move(eps), std::move(tls)));
@@ -695,6 +752,15 @@ EtcdClient::EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints,
     : options_(std::move(options)), endpoints_(std::move(endpoints)), tls_(std::move(tls)) {}
 
 EtcdClient::~EtcdClient() = default;
+
+EtcdTlsStats EtcdClient::tls_stats() const {
+  EtcdTlsStats out;
+  if (tls_ == nullptr) return out;
+  out.full_handshakes = tls_->full_handshakes.load(std::memory_order_relaxed);
+  out.resumed_handshakes = tls_->resumed_handshakes.load(std::memory_order_relaxed);
+  out.sessions_saved = tls_->sessions_saved.load(std::memory_order_relaxed);
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<EtcdClient::Conn>> EtcdClient::Connect(const Endpoint& ep,
                                                                       Clock::time_point deadline) {
@@ -733,6 +799,18 @@ absl::StatusOr<std::unique_ptr<EtcdClient::Conn>> EtcdClient::Connect(const Endp
     }
     SSL_set_tlsext_host_name(conn->ssl, ep.host.c_str());
   }
+  // Offers the session an earlier process saved for this endpoint, bound to these TLS files.
+  if (tls_->sessions != nullptr) {
+    conn->session_slot = {tls_.get(), TlsSessionFileName(ep.host, ep.port),
+                          TlsSessionBinding(tls_->files_digest, ep.host, ep.port, ep.host)};
+    SSL_set_app_data(conn->ssl, &conn->session_slot);
+    SslSessionPtr cached =
+        tls_->sessions->Load(conn->session_slot.file_name, conn->session_slot.binding,
+                             &conn->session_slot.loaded_expires);
+    if (cached != nullptr && SSL_set_session(conn->ssl, cached.get()) != 1) {
+      spdlog::warn("etcd: endpoint={} cached TLS session refused: {}", ep.text, SslErrors());
+    }
+  }
   int dial_ms = std::min<int>(static_cast<int>(options_.dial_timeout.count()),
                               std::max(1, RemainingMs(deadline)));
   auto hs_deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(dial_ms));
@@ -760,6 +838,11 @@ absl::StatusOr<std::unique_ptr<EtcdClient::Conn>> EtcdClient::Connect(const Endp
     absl::Status st = SslFailure(conn->ssl, rc, "handshake");
     return absl::Status(st.code(), fmt::format("{}{}", st.message(), ClientCertHint()));
   }
+  bool resumed = SSL_session_reused(conn->ssl) == 1;
+  (resumed ? tls_->resumed_handshakes : tls_->full_handshakes)
+      .fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("etcd: endpoint={} {} TLS handshake ({})", ep.text,
+                resumed ? "resumed (cached session)" : "full", SSL_get_version(conn->ssl));
   return conn;
 }
 

@@ -15,7 +15,9 @@
 // when the server asks for a client certificate. A failed handshake (certificate verify failed,
 // a missing client certificate, ...) fails that endpoint like a refused connection, with
 // OpenSSL's reason in the message. Unreadable or invalid TLS files are code 7 from Create(),
-// naming the file.
+// naming the file. With EtcdOptions::tls_sessions set, each endpoint's session (ticket) is saved
+// to and resumed from a file (tls_session_cache.h), so a new process skips the full handshake;
+// tls_stats() counts the handshakes of both kinds.
 //
 // Endpoints are tried in turn: a connection refused, a timeout, an HTTP 5xx or an etcd
 // "unavailable" answer moves on to the next endpoint, cycling with a short backoff until the
@@ -51,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cni/ipam/http_response.h"
+#include "cni/ipam/tls_session_cache.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni::ipam {
@@ -76,6 +79,20 @@ struct EtcdOptions {
   EtcdTlsFiles tls;
   // Consulted before DNS for host names in endpoints (injectable for tests).
   std::string hosts_file = kDefaultHostsFile;
+  // Where TLS sessions are cached between processes (disabled unless base_dir is set).
+  TlsSessionCacheOptions tls_sessions;
+};
+
+// TLS handshakes of one EtcdClient: full ones, resumed ones (a cached session was accepted) and
+// sessions saved to the cache.
+struct EtcdTlsStats {
+  int64_t full_handshakes = 0;
+  int64_t resumed_handshakes = 0;
+  int64_t sessions_saved = 0;
+  bool operator==(const EtcdTlsStats& o) const {
+    return full_handshakes == o.full_handshakes && resumed_handshakes == o.resumed_handshakes &&
+           sessions_saved == o.sessions_saved;
+  }
 };
 
 struct KeyValue {
@@ -164,6 +181,9 @@ class EtcdClient {
   absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::json& body);
 
   const EtcdOptions& options() const { return options_; }
+
+  // Handshake counters (all zero without TLS).
+  EtcdTlsStats tls_stats() const;
 
  private:
   struct Endpoint {

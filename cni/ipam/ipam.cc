@@ -50,8 +50,12 @@ absl::StatusOr<Session> Open(const IpamArgs& args) {
   }
   ASSIGN_OR_RETURN(std::string node, ResolveNodeName(s.conf));
   s.node = node;
-  ASSIGN_OR_RETURN(s.client, EtcdClient::Create(EtcdOptionsFor(s.conf.store)));
   std::string pool = s.conf.pool.empty() ? args.network_name : s.conf.pool;
+  EtcdOptions etcd = EtcdOptionsFor(s.conf.store);
+  // TLS sessions are cached beside the pool's DEL journal, for the next invocation to resume.
+  etcd.tls_sessions.base_dir = s.conf.data_dir;
+  etcd.tls_sessions.sub_dir = JoinPath(pool, kTlsSessionDirName);
+  ASSIGN_OR_RETURN(s.client, EtcdClient::Create(std::move(etcd)));
   s.args.network_name = pool;
   s.store = std::make_unique<EtcdStore>(s.client.get(), s.conf.store.prefix, node,
                                         args.network_name, s.conf.data_dir, s.conf.store.block_size,

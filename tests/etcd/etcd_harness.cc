@@ -46,7 +46,11 @@ TestPki::TestPki() {
     return Run(a);
   };
   ok_ = ca("ca", "rdmashare test CA") && ca("other-ca", "unrelated CA") && req("server", "etcd") &&
-        sign("server") && req("client", "rdmashare-ipam") && sign("client");
+        sign("server") && req("client", "rdmashare-ipam") && sign("client") &&
+        req("client2", "rdmashare-ipam") &&
+        Run({"x509", "-req", "-in", sub("client2.csr"), "-CA", sub("ca.crt"), "-CAkey",
+             sub("ca.key"), "-CAcreateserial", "-days", "2", "-out", sub("client2.crt"), "-extfile",
+             sub("client.ext")});
 }
 
 bool TestPki::Run(const std::vector<std::string>& args) {

@@ -19,7 +19,8 @@ inline constexpr char kEtcdBinary[] = "/usr/bin/etcd";
 
 // A throwaway PKI made with the openssl CLI in a TempDir: a CA, a server certificate for
 // 127.0.0.1 / localhost / etcd.rdmashare.test (serverAuth + clientAuth: etcd's gateway presents
-// it to its own gRPC server), a client certificate, and an unrelated second CA.
+// it to its own gRPC server), two client certificates (the second: a rotated one), and an
+// unrelated second CA.
 class TestPki {
  public:
   TestPki();
@@ -31,6 +32,9 @@ class TestPki {
   std::string client_cert() const { return dir_.Sub("client.crt"); }
   std::string client_key() const { return dir_.Sub("client.key"); }
   std::string other_ca() const { return dir_.Sub("other-ca.crt"); }
+  // A second client certificate of the same CA (a rotated client certificate).
+  std::string client2_cert() const { return dir_.Sub("client2.crt"); }
+  std::string client2_key() const { return dir_.Sub("client2.key"); }
   // Output of the failing openssl command when !ok().
   const std::string& error() const { return error_; }
 
