@@ -17,6 +17,7 @@
 #include "cni/protocol/request.h"
 #include "common/failpoint.h"
 #include "common/files.h"
+#include "common/flock.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -38,11 +39,11 @@ absl::Status IoError(const std::string& op, const std::string& path, int err) {
 
 class FileLock : public StoreLock {
  public:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  ~FileLock() override { ::flock(fd_.get(), LOCK_UN); }
+  FileLock(UniqueFd fd, ExclusiveFlock lock) : fd_(std::move(fd)), lock_(std::move(lock)) {}
 
  private:
   UniqueFd fd_;
+  ExclusiveFlock lock_;  // destroyed (unlocked) before fd_ closes
 };
 
 std::string Trim(const std::string& s) {
@@ -182,47 +183,6 @@ absl::Status ReplaceFile(int dir_fd, const std::string& dir, const std::string& 
   return absl::OkStatus();
 }
 
-// Waits for the exclusive flock on `fd` for at most `timeout`. The blocking flock(2) runs in a
-// helper thread on a dup of the descriptor (same open file description, so the lock it gets is
-// ours): the kernel wakes it the moment the holder unlocks, unlike polling with LOCK_NB, which
-// leaves the lock idle between polls and serialises parallel ADDs badly. On timeout the helper
-// is abandoned; if it acquires the lock later it releases it at once.
-absl::Status WaitForFlock(int fd, const std::string& path, const std::string& network,
-                          std::chrono::milliseconds timeout) {
-  struct WaitState {
-    absl::Mutex mu;
-    bool done ABSL_GUARDED_BY(mu) = false;
-    bool abandoned ABSL_GUARDED_BY(mu) = false;
-    int err ABSL_GUARDED_BY(mu) = 0;
-  };
-  int helper_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (helper_fd < 0) return IoError("dup", path, errno);
-  auto state = std::make_shared<WaitState>();
-  std::thread([state, helper_fd] {
-    int rc;
-    do {
-      rc = ::flock(helper_fd, LOCK_EX);
-    } while (rc != 0 && errno == EINTR);
-    int err = rc == 0 ? 0 : errno;
-    absl::MutexLock lock(&state->mu);
-    if (state->abandoned && rc == 0) ::flock(helper_fd, LOCK_UN);
-    ::close(helper_fd);
-    state->done = true;
-    state->err = err;
-  }).detach();
-  absl::MutexLock lock(&state->mu);
-  state->mu.AwaitWithTimeout(absl::Condition(&state->done),
-                             absl::Milliseconds(static_cast<int64_t>(timeout.count())));
-  if (!state->done) {
-    state->abandoned = true;
-    return CniError(kTryAgainLater, fmt::format("ipam store: network {}: lock {} still held by "
-                                                "another process after {} ms",
-                                                network, path, timeout.count()));
-  }
-  if (state->err != 0) return IoError("flock", path, state->err);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Reservation ParseRecord(const std::string& ip, const std::string& content,
@@ -341,11 +301,17 @@ absl::StatusOr<std::unique_ptr<StoreLock>> LocalStore::Lock(const std::string& n
     return CniError(kIoFailure, fmt::format("ipam store: {} is {}, not a regular file", path,
                                             FileTypeName(st.st_mode)));
   }
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) return IoError("flock", path, errno);
-    RETURN_IF_ERROR(WaitForFlock(fd.get(), path, network, timeout));
+  // The wait wakes the moment the holder unlocks (common/flock.h), bounded by `timeout`.
+  absl::StatusOr<ExclusiveFlock> lock = ExclusiveFlock::Acquire(fd.get(), timeout, path);
+  if (!lock.ok()) {
+    if (absl::IsDeadlineExceeded(lock.status())) {
+      return CniError(kTryAgainLater, fmt::format("ipam store: network {}: lock {} still held by "
+                                                  "another process after {} ms",
+                                                  network, path, timeout.count()));
+    }
+    return CniError(kIoFailure, fmt::format("ipam store: {}", lock.status().message()));
   }
-  return std::unique_ptr<StoreLock>(new FileLock(std::move(fd)));
+  return std::unique_ptr<StoreLock>(new FileLock(std::move(fd), *std::move(lock)));
 }
 
 absl::StatusOr<std::vector<Reservation>> LocalStore::List(const std::string& network) {
