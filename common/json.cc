@@ -27,12 +27,7 @@ class DepthCheck : public nlohmann::json_sax<Json> {
   bool end_array() override { return Leave(); }
   bool parse_error(std::size_t, const std::string&,
                    const nlohmann::detail::exception& ex) override {
-    error_ = ex.what();
-    // Drop the "[json.exception.parse_error.101] " tag; keep "parse error at line 1, ...".
-    if (size_t tag_end = error_.find("] ");
-        error_.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
-      error_.erase(0, tag_end + 2);
-    }
+    error_ = JsonParseErrorText(ex);
     return false;
   }
 
@@ -59,6 +54,15 @@ class DepthCheck : public nlohmann::json_sax<Json> {
 };
 
 }  // namespace
+
+std::string JsonParseErrorText(const nlohmann::detail::exception& ex) {
+  std::string text = ex.what();
+  if (size_t tag_end = text.find("] ");
+      text.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
+    text.erase(0, tag_end + 2);
+  }
+  return text;
+}
 
 absl::StatusOr<Json> ParseJsonBounded(std::string_view text, std::string_view what,
                                       const JsonLimits& limits) {

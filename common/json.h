@@ -27,6 +27,10 @@ struct JsonLimits {
 // ("stdin", a file name), when the text is larger than limits.max_bytes ("... bytes, more than
 // the N allowed"), nests deeper than limits.max_depth ("... nested deeper than N levels"), or is
 // not JSON (the parser's message: "... parse error at line 1, column 7: ...").
+// nlohmann's parse error text without its "[json.exception.parse_error.101] " tag ("parse error
+// at line 1, column 5: ...").
+std::string JsonParseErrorText(const nlohmann::detail::exception& ex);
+
 absl::StatusOr<nlohmann::json> ParseJsonBounded(std::string_view text, std::string_view what,
                                                 const JsonLimits& limits = {});
 

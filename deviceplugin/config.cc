@@ -59,6 +59,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -616,12 +617,7 @@ class ErrorCapture : public nlohmann::json_sax<Json> {
   bool end_array() override { return true; }
   bool parse_error(std::size_t, const std::string&,
                    const nlohmann::detail::exception& ex) override {
-    message = ex.what();
-    // Drop the "[json.exception.parse_error.101] " tag; keep "parse error at line 1, ...".
-    if (size_t tag_end = message.find("] ");
-        message.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
-      message.erase(0, tag_end + 2);
-    }
+    message = JsonParseErrorText(ex);
     return false;
   }
   std::string message;
