@@ -168,6 +168,24 @@ bool AnyIn(const std::set<IpAddr>& taken, const IpNet& block) {
   return it != taken.end() && block.Contains(*it);
 }
 
+// A block marked empty for longer than the store's grace period, holding none of `held`, goes
+// back to the pool. True when this call released it (false too when another writer changed the
+// claim first: whoever did saw it).
+absl::StatusOr<bool> ReleaseExpiredBlock(IpamStore* store, const std::string& network,
+                                         const BlockClaim& claim, const std::set<IpAddr>& held,
+                                         int64_t now) {
+  if (claim.empty_since <= 0 || now - claim.empty_since < store->BlockGraceSeconds() ||
+      AnyIn(held, claim.cidr)) {
+    return false;
+  }
+  ASSIGN_OR_RETURN(bool released, store->ReleaseBlock(network, claim));
+  if (released) {
+    spdlog::info("ipam: network={} block {} empty since {}: released", network,
+                 claim.cidr.ToString(), claim.empty_since);
+  }
+  return released;
+}
+
 // The blocks path of an ADD (stores with BlockSize() > 0) for one pool: an address of this
 // node's blocks; else of a block it claims now (the first free one of the pool); else, when
 // no block is free, one borrowed from another node's block. `claims` are the pool's claims as
@@ -190,15 +208,10 @@ absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network
       ++it;
       continue;
     }
-    if (it->empty_since > 0 && now - it->empty_since >= store->BlockGraceSeconds() &&
-        !AnyIn(taken, it->cidr)) {
-      ASSIGN_OR_RETURN(bool released, store->ReleaseBlock(network, *it));
-      if (released) {
-        spdlog::info("ipam: network={} block {} empty since {}: released", network,
-                     it->cidr.ToString(), it->empty_since);
-        it = claims.erase(it);
-        continue;
-      }
+    ASSIGN_OR_RETURN(bool released, ReleaseExpiredBlock(store, network, *it, taken, now));
+    if (released) {
+      it = claims.erase(it);
+      continue;
     }
     mine.push_back(it->cidr);
     ++it;
@@ -277,12 +290,7 @@ absl::Status MarkEmptyBlocks(IpamStore* store, const std::string& network,
   for (BlockClaim& c : claims) {
     if (!c.error.empty() || c.node != store->NodeName() || AnyIn(left, c.cidr)) continue;
     if (c.empty_since > 0) {
-      if (now - c.empty_since < store->BlockGraceSeconds()) continue;
-      ASSIGN_OR_RETURN(bool dropped, store->ReleaseBlock(network, c));
-      if (dropped) {
-        spdlog::info("ipam: network={} block {} empty since {}: released", network,
-                     c.cidr.ToString(), c.empty_since);
-      }
+      RETURN_IF_ERROR(ReleaseExpiredBlock(store, network, c, left, now).status());
       continue;
     }
     if (!AnyIn(gone, c.cidr)) continue;
