@@ -6,7 +6,6 @@
 // on success, 1 on error.
 #include <unistd.h>
 
-#include <cstdio>
 #include <exception>
 #include <iostream>
 #include <iterator>
@@ -19,9 +18,8 @@
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/request.h"
 #include "cni/protocol/result.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
-#include "spdlog/sinks/basic_file_sink.h"
-#include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;
@@ -29,33 +27,25 @@ extern char** environ;
 namespace rdmashare::cni::ipam {
 namespace {
 
-// Logs go to stderr, or to ipam.logFile when set (never to stdout, which carries the answer).
-void SetupPluginLogging(const nlohmann::json& ipam) {
-  std::string file, level = "warn";
+// Logs go to stderr, or to ipam.logFile when set (never to stdout, which carries the answer),
+// at ipam.logLevel (default warn) either way.
+void SetupIpamLogging(const nlohmann::json& ipam) {
+  PluginLogOptions options;
+  options.program = "rdmashare-ipam";
+  std::string level = "warn";
   if (ipam.is_object()) {
-    if (auto it = ipam.find("logFile"); it != ipam.end() && it->is_string()) file = *it;
+    if (auto it = ipam.find("logFile"); it != ipam.end() && it->is_string()) options.file = *it;
     if (auto it = ipam.find("logLevel"); it != ipam.end() && it->is_string()) level = *it;
   }
-  spdlog::sink_ptr sink;
-  if (!file.empty()) {
-    try {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "rdmashare-ipam: cannot open logFile %s: %s\n", file.c_str(), e.what());
-    }
-  }
-  if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  auto logger = std::make_shared<spdlog::logger>("rdmashare-ipam", sink);
-  logger->set_level(spdlog::level::from_str(level));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l rdmashare-ipam[%P] %v");
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
+  options.file_level = level;
+  options.stderr_level = level;
+  SetupPluginLogging(options);
 }
 
 absl::StatusOr<std::string> Run(const CniRequest& req) {
   if (req.command == kCmdVersion) return EncodeVersionInfo(VersionFromStdin(req.stdin_data));
   ASSIGN_OR_RETURN(NetConf conf, ParseNetConf(req.stdin_data));
-  SetupPluginLogging(conf.ipam);
+  SetupIpamLogging(conf.ipam);
   RETURN_IF_ERROR(ValidateCommandForVersion(req.command, conf.cni_version));
   if (!conf.ipam.is_object()) {
     return CniError(kInvalidNetworkConfig, "network config has no \"ipam\" object");
@@ -99,7 +89,7 @@ absl::StatusOr<std::string> Run(const CniRequest& req) {
 }
 
 int Main() {
-  SetupPluginLogging(nlohmann::json());
+  SetupIpamLogging(nlohmann::json());
   absl::StatusOr<std::string> input = ReadStdin(std::cin);
   std::string version = input.ok() ? VersionFromStdin(*input) : kLatestVersion;
   absl::StatusOr<std::string> out;

@@ -15,9 +15,8 @@
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/request.h"
 #include "common/failpoint.h"
+#include "common/logging.h"
 #include "nlohmann/json.hpp"
-#include "spdlog/sinks/basic_file_sink.h"
-#include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;
@@ -25,34 +24,24 @@ extern char** environ;
 namespace {
 
 // Logging goes to stderr (warnings and up) or to "logFile" at "logLevel" (default info).
-void SetupPluginLogging(const std::string& stdin_data) {
-  std::string file, level = "info";
+void SetupMacvlanLogging(const std::string& stdin_data) {
+  rdmashare::PluginLogOptions options;
+  options.program = "rdmashare-macvlan";
   absl::StatusOr<nlohmann::json> parsed = rdmashare::cni::ParseCniJson(stdin_data, "stdin");
   nlohmann::json j = parsed.ok() ? *std::move(parsed) : nlohmann::json();
   if (j.is_object()) {
-    if (auto it = j.find("logFile"); it != j.end() && it->is_string()) file = *it;
-    if (auto it = j.find("logLevel"); it != j.end() && it->is_string()) level = *it;
+    if (auto it = j.find("logFile"); it != j.end() && it->is_string()) options.file = *it;
+    if (auto it = j.find("logLevel"); it != j.end() && it->is_string()) options.file_level = *it;
   }
-  std::shared_ptr<spdlog::logger> logger;
-  if (!file.empty()) {
-    try {
-      logger = spdlog::basic_logger_mt("rdmashare-macvlan", file);
-      logger->set_level(spdlog::level::from_str(level));
-    } catch (const std::exception& e) {
-      std::cerr << "rdmashare-macvlan: cannot open log file " << file << ": " << e.what() << "\n";
-    }
-  }
-  if (!logger) {
-    logger = spdlog::stderr_logger_mt("rdmashare-macvlan");
-    logger->set_level(spdlog::level::warn);
-  }
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
+  rdmashare::SetupPluginLogging(options);
 }
 
 // Runs `work` (DEL's deferred link deletion) in a detached child whose stdio is /dev/null, so
 // the runtime, which waits for our exit and for EOF on our stdout, is answered now. Without a
 // child (fork failed) the work runs here, before exit: slower, never lost.
+// Not common/subprocess.h: nothing is exec'd. The child goes on running this program's own
+// closure after fork (netlink, logging), which is safe only because the plugin is
+// single-threaded; the exec helper's child makes async-signal-safe calls only.
 void RunAfterReply(const std::function<void()>& work) {
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -93,7 +82,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::string stdin_data = *std::move(input);
-    SetupPluginLogging(stdin_data);
+    SetupMacvlanLogging(stdin_data);
     rdmashare::HostPaths paths;
     auto out = rdmashare::cni::macvlan::RunMacvlan(rdmashare::cni::EnvironToMap(environ),
                                                    std::move(stdin_data), paths);

@@ -28,9 +28,10 @@ struct ExecOutput {
   std::string stdout_data;
 };
 
-// Runs `binary` with exactly `env` as its environment and `stdin_data` on stdin; its stderr is
-// inherited (goes to our log). Kills it and returns code 11 after `timeout`. fork/exec failures
-// are code 5.
+// Runs `binary` (common/subprocess.h) with exactly `env` as its environment and `stdin_data` on
+// stdin; its stderr is inherited (goes to our log). Kills it and returns code 11 after
+// `timeout`. fork/exec failures (a message naming the binary) and more than 16 MiB on stdout are
+// code 5.
 absl::StatusOr<ExecOutput> ExecPlugin(const std::string& binary,
                                       const std::map<std::string, std::string>& env,
                                       const std::string& stdin_data,

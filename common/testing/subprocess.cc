@@ -7,14 +7,13 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "common/files.h"
+#include "common/subprocess.h"
+#include "common/unique_fd.h"
 #include "fmt/format.h"
-
-extern char** environ;
 
 namespace rdmashare::testing {
 namespace {
@@ -38,54 +37,35 @@ Subprocess::~Subprocess() {
 }
 
 bool Subprocess::Start() {
-  std::vector<std::string> env_strings;
-  if (options_.inherit_env) {
-    std::map<std::string, std::string> merged;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string kv = *e;
-      size_t eq = kv.find('=');
-      if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    for (const auto& [k, v] : options_.env) merged[k] = v;
-    for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
-  } else {
-    for (const auto& [k, v] : options_.env) env_strings.push_back(k + "=" + v);
-  }
-  std::vector<char*> argv, envp;
-  for (auto& a : options_.argv) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
   int in_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0) return false;
-  int out_fd = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err_fd = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out_fd < 0 || err_fd < 0) return false;
-  pid_ = ::fork();
-  if (pid_ < 0) return false;
-  if (pid_ == 0) {
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    // Unblock signals a test harness may have blocked.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (!options_.cwd.empty() && ::chdir(options_.cwd.c_str()) != 0) {
-      std::fprintf(stderr, "chdir %s: %s\n", options_.cwd.c_str(), std::strerror(errno));
-      ::_exit(127);
-    }
-    ::execve(argv[0], argv.data(), envp.data());
-    std::fprintf(stderr, "execve %s: %s\n", argv[0], std::strerror(errno));
-    ::_exit(127);
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
+    start_error_ = fmt::format("pipe: {}", std::strerror(errno));
+    return false;
   }
-  ::close(in_pipe[0]);
-  ::close(out_fd);
-  ::close(err_fd);
-  // Feed stdin from a thread so a child that reads nothing cannot block us on a full pipe.
+  UniqueFd in_read(in_pipe[0]), in_write(in_pipe[1]);
+  UniqueFd out_fd(::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd err_fd(::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out_fd.valid() || !err_fd.valid()) {
+    start_error_ = fmt::format("open {}: {}", out_path_, std::strerror(errno));
+    return false;
+  }
+  SubprocessOptions spawn;
+  spawn.argv = options_.argv;
+  spawn.env = options_.env;
+  spawn.inherit_env = options_.inherit_env;
+  spawn.cwd = options_.cwd;
+  absl::StatusOr<pid_t> pid =
+      SpawnProcess(spawn, ChildStdio{in_read.get(), out_fd.get(), err_fd.get()});
+  if (!pid.ok()) {
+    start_error_ = std::string(pid.status().message());
+    return false;
+  }
+  pid_ = *pid;
+  // Feed stdin from a thread so a child that reads nothing cannot block us on a full pipe. Tests
+  // talk to their children over pipes and sockets: one that died must give EPIPE, not kill the
+  // test, so SIGPIPE is ignored from here on.
   std::string data = options_.stdin_data;
-  int wfd = in_pipe[1];
+  int wfd = in_write.Release();
   std::thread([data, wfd] {
     signal(SIGPIPE, SIG_IGN);
     size_t off = 0;
@@ -130,17 +110,23 @@ std::string Subprocess::Stderr() const {
 }
 
 RunResult RunProgram(Subprocess::Options options, std::chrono::milliseconds timeout) {
-  Subprocess p(std::move(options));
+  SubprocessOptions run;
+  run.argv = std::move(options.argv);
+  run.env = std::move(options.env);
+  run.inherit_env = options.inherit_env;
+  run.cwd = std::move(options.cwd);
+  run.stdin_data = std::move(options.stdin_data);
+  run.max_output_bytes = 64 << 20;
+  run.timeout = timeout;
   RunResult r;
-  if (!p.Start()) return r;
-  std::optional<int> code = p.Wait(timeout);
-  if (!code) {
-    p.Signal(SIGKILL);
-    code = p.Wait(std::chrono::seconds(5));
+  absl::StatusOr<SubprocessResult> done = RunSubprocess(run);
+  if (!done.ok()) {
+    r.err = std::string(done.status().message());
+    return r;
   }
-  r.exit_code = code.value_or(-1);
-  r.out = p.Stdout();
-  r.err = p.Stderr();
+  r.exit_code = done->exit_code;
+  r.out = std::move(done->stdout_data);
+  r.err = std::move(done->stderr_data);
   return r;
 }
 

@@ -1,5 +1,7 @@
-// Subprocess: runs a program (fork + execve, no shell) with arguments, environment and stdin,
-// capturing stdout and stderr to files, for tests that drive our real binaries.
+// Subprocess: runs a program (common/subprocess.h's SpawnProcess: fork + execve, no shell) with
+// arguments, environment and stdin, capturing stdout and stderr to files, for tests that drive
+// our real binaries and long-running daemons. RunProgram, for a program run to completion, is
+// common/subprocess.h's RunSubprocess.
 //
 // One object per child; not thread-safe. The destructor kills (SIGKILL) and reaps a child still
 // running.
@@ -34,8 +36,10 @@ class Subprocess {
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
 
-  // Starts the child. Returns false (with errno) when fork/exec setup failed.
+  // Starts the child. Returns false when it could not be started (start_error() says why: a
+  // missing program, fork failure, ...).
   bool Start();
+  const std::string& start_error() const { return start_error_; }
   pid_t pid() const { return pid_; }
   // Sends a signal to the child.
   void Signal(int sig);
@@ -54,9 +58,12 @@ class Subprocess {
   std::optional<int> exit_code_;
   std::string out_path_;
   std::string err_path_;
+  std::string start_error_;
 };
 
-// Runs to completion (with a 60 s limit) and returns {exit code, stdout, stderr}.
+// Runs to completion (with a 60 s limit, then SIGKILL: exit code 137) and returns {exit code,
+// stdout, stderr} (each kept up to 64 MiB). A program that could not be started: exit code -1
+// and the reason in `err`.
 struct RunResult {
   int exit_code = -1;
   std::string out;

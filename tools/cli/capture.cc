@@ -311,4 +311,45 @@ absl::StatusOr<CaptureStats> Capture(const HostPaths& paths, const std::string& 
   return stats;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `capture` command: flags and glue.
+
+namespace {
+
+int RunCapture(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
+  HostPaths paths = PathsFor(p, env.paths);
+  const std::string& dir = p.positional.front();
+  absl::StatusOr<CaptureStats> stats = Capture(paths, dir);
+  if (!stats.ok()) return Fail(err, "capture", stats.status(), kExitFailure);
+  out << fmt::format(
+      "captured {} files, {} links, {} device nodes into {} ({} unreadable attributes kept "
+      "empty)\nuse: --sysfs-root {}/sys --dev-root {}/dev\n",
+      stats->files, stats->links, stats->dev_nodes, dir, stats->skipped, dir, dir);
+  if (stats->files == 0) {
+    err << fmt::format("warning: no RDMA devices or GPUs under {}: the capture is empty\n",
+                       paths.sys_root);
+  }
+  for (const std::string& r : stats->refused) {
+    err << fmt::format("warning: {}/{}: not a regular file, directory or symlink; not copied\n",
+                       paths.sys_root, r);
+  }
+  if (stats->dev_nodes < stats->listed) {
+    out << fmt::format("device numbers listed in {}/dev-numbers.txt (mknod needs root)\n", dir);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& CaptureCommand() {
+  static const Command kCommand = {
+      {"capture",
+       "DIR",
+       "copy this host's RDMA sysfs and /dev/infiniband numbers into DIR (a test fixture)",
+       {},
+       1},
+      RunCapture};
+  return kCommand;
+}
+
 }  // namespace rdmashare::cli

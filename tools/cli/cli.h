@@ -1,9 +1,10 @@
 // rs_cli: the commands of the `rdmashare` operator CLI as testable library functions.
 //
-// Every command reads the host through an injected HostPaths (sysfs, /dev, /proc, kubelet dir)
-// and injected readers (RDMA netns mode, interface addresses), and writes to std::ostreams, so
-// the tests run each command on fake nodes. RunCli() is the whole program minus the real
-// readers; main.cc builds those and calls it.
+// Each command's file holds its logic and its Command (flags, help, glue: see command.h); cli.cc
+// dispatches. Every command reads the host through an injected HostPaths (sysfs, /dev, /proc,
+// kubelet dir) and injected readers (RDMA netns mode, interface addresses), and writes to
+// std::ostreams, so the tests run each command on fake nodes. RunCli() is the whole program minus
+// the real readers; main.cc builds those and calls it.
 //
 // Exit codes: 0 success (doctor: only warnings), 1 a check failed / the host or the input is not
 // usable, 2 usage error (unknown command or flag, bad value, bad template).
@@ -26,6 +27,7 @@
 #include "rdma/device.h"
 #include "rdma/netns_mode.h"
 #include "rdma/verbs.h"
+#include "tools/cli/command.h"
 
 namespace rdmashare::cli {
 
@@ -136,6 +138,9 @@ void PrintDoctorTable(const std::vector<CheckResult>& results, std::ostream& out
 // {"ok": bool, "checks": [{"check","subject","level","detail","fix"}...]}.
 nlohmann::json DoctorJson(const std::vector<CheckResult>& results);
 
+// `rdmashare doctor [--json]`: the checks as a table (or JSON); exit code by DoctorExitCode.
+const Command& DoctorCommand();
+
 // ---------------------------------------------------------------------------------------------
 // devices
 
@@ -158,6 +163,10 @@ struct ResourceMatch {
 // Dry run of `config` against `inventory`.
 std::vector<ResourceMatch> MatchResources(const deviceplugin::PluginConfig& config,
                                           const rdma::NodeInventory& inventory);
+
+// `rdmashare devices [--config FILE] [--json]`: the inventory, and with --config the dry run
+// (exit 1 when a resource selects no device).
+const Command& DevicesCommand();
 
 // ---------------------------------------------------------------------------------------------
 // rails
@@ -230,6 +239,10 @@ absl::StatusOr<std::vector<nlohmann::ordered_json>> RailsNetworks(const RailPlan
 // literal blocks).
 std::string ToYaml(const nlohmann::ordered_json& value);
 
+// `rdmashare rails [flags]`: the plan on stderr, the ConfigMap and networks (YAML or JSON) on
+// stdout. Bad flag values and templates are usage errors (exit 2), checked before the host is read.
+const Command& RailsCommand();
+
 // ---------------------------------------------------------------------------------------------
 // gid
 
@@ -258,6 +271,10 @@ absl::StatusOr<GidEntry> FindRoceV2Gid(const HostPaths& paths, const InterfaceAd
 // NCCL/UCX settings for the rails, as `export K=V` lines.
 std::string GidEnvironment(const std::vector<GidEntry>& entries, const std::string& socket_ifname);
 
+// `rdmashare gid [--ifname IF] [--env] [--socket-ifname IF]`: the GID index of each rail
+// interface (Environment::addresses, else getifaddrs), as a table or export lines.
+const Command& GidCommand();
+
 // ---------------------------------------------------------------------------------------------
 // capture
 
@@ -280,5 +297,8 @@ struct CaptureStats {
 // /dev/infiniband nodes into <dir>/dev/infiniband (mknod with the same numbers when allowed;
 // <dir>/dev-numbers.txt always lists them). <dir> must be empty or absent (FailedPrecondition).
 absl::StatusOr<CaptureStats> Capture(const HostPaths& paths, const std::string& dir);
+
+// `rdmashare capture DIR`: Capture() and a summary naming the flags that replay the fixture.
+const Command& CaptureCommand();
 
 }  // namespace rdmashare::cli

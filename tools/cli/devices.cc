@@ -1,8 +1,10 @@
 // `rdmashare devices`: the node's RDMA inventory and a config dry run (declared in cli.h).
 #include <algorithm>
 
+#include "common/files.h"
 #include "deviceplugin/selectors.h"
 #include "fmt/format.h"
+#include "rdma/device_scanner.h"
 #include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
@@ -113,6 +115,76 @@ std::vector<ResourceMatch> MatchResources(const deviceplugin::PluginConfig& conf
     out.push_back(std::move(m));
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `devices` command: flags and glue.
+
+namespace {
+
+int RunDevices(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
+  HostPaths paths = PathsFor(p, env.paths);
+  rdma::SysfsDeviceScanner scanner(paths);
+  absl::StatusOr<rdma::NodeInventory> inv = scanner.Scan();
+  if (!inv.ok()) return Fail(err, "devices", inv.status(), kExitFailure);
+  for (const std::string& w : scanner.Warnings()) err << "warning: " << w << "\n";
+  bool json = p.bools.count("json") > 0;
+  nlohmann::json doc = DevicesJson(*inv);
+  if (!json) PrintDevicesTable(*inv, out);
+  int code = kExitOk;
+  if (p.values.count("config")) {
+    const std::string& path = p.values.at("config");
+    absl::StatusOr<std::string> text = ReadFile(path);
+    if (!text.ok()) return Fail(err, "devices", text.status(), kExitFailure);
+    std::vector<std::string> warnings;
+    absl::StatusOr<deviceplugin::PluginConfig> config = deviceplugin::ParseConfig(*text, &warnings);
+    if (!config.ok()) {
+      return Fail(err, "devices",
+                  absl::InvalidArgumentError(
+                      fmt::format("config {}: {}", path, std::string(config.status().message()))),
+                  kExitFailure);
+    }
+    for (const std::string& w : warnings) err << "config warning: " << w << "\n";
+    nlohmann::json resources = nlohmann::json::array();
+    if (!json) out << fmt::format("\nconfig {}: {} resources\n", path, config->resources.size());
+    for (const ResourceMatch& m : MatchResources(*config, *inv)) {
+      if (m.ibdevs.empty()) code = kExitFailure;
+      nlohmann::json entry = {{"resource", m.full_name},
+                              {"ibdevs", m.ibdevs},
+                              {"dead_selectors", m.dead_selectors},
+                              {"healthy", m.healthy}};
+      if (!m.healthy) entry["health_cause"] = m.health_cause;
+      resources.push_back(std::move(entry));
+      if (json) continue;
+      std::string devs;
+      for (const std::string& d : m.ibdevs) devs += (devs.empty() ? "" : ",") + d;
+      out << fmt::format("  {}: {}{}\n", m.full_name,
+                         m.ibdevs.empty() ? "selects NO device on this node" : devs,
+                         m.ibdevs.empty() ? ""
+                         : m.healthy      ? " (Healthy)"
+                                          : " (Unhealthy: " + m.health_cause + ")");
+      for (const std::string& s : m.dead_selectors) {
+        out << fmt::format("    selector {} matches nothing on this node\n", s);
+      }
+    }
+    doc["config"] = path;
+    doc["resources"] = resources;
+  }
+  if (json) out << doc.dump(2) << "\n";
+  return code;
+}
+
+}  // namespace
+
+const Command& DevicesCommand() {
+  static const Command kCommand = {
+      {"devices",
+       "",
+       "list the node's RDMA devices; with --config, what each resource selects (dry run)",
+       {{"config", true, "device-plugin config.json to check against this node"},
+        {"json", false, "print JSON"}}},
+      RunDevices};
+  return kCommand;
 }
 
 }  // namespace rdmashare::cli

@@ -373,4 +373,48 @@ nlohmann::json DoctorJson(const std::vector<CheckResult>& results) {
   return {{"ok", DoctorExitCode(results) == kExitOk}, {"checks", checks}};
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `doctor` command: flags and glue.
+
+namespace {
+
+// True when both paths name the same directory (or, unresolvable, are the same text).
+bool SameDirectory(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  absl::StatusOr<std::string> ra = RealPath(a);
+  absl::StatusOr<std::string> rb = RealPath(b);
+  return ra.ok() && rb.ok() && *ra == *rb;
+}
+
+int RunDoctor(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
+  HostPaths paths = PathsFor(p, env.paths);
+  rdma::FakeNetnsModeReader unavailable(rdma::NetnsMode::kUnavailable);
+  rdma::NetnsModeReader& reader = env.netns_reader ? *env.netns_reader : unavailable;
+  // The verbs view describes the tree at env.paths.sys_root (the running host's /sys in main);
+  // compared with any other tree it would report differences that are not there.
+  rdma::VerbsReader* verbs =
+      SameDirectory(paths.sys_root, env.paths.sys_root) ? env.verbs_reader : nullptr;
+  absl::StatusOr<std::vector<CheckResult>> results = RunDoctorChecks(paths, reader, verbs);
+  if (!results.ok()) return Fail(err, "doctor", results.status(), kExitFailure);
+  if (p.bools.count("json")) {
+    out << DoctorJson(*results).dump(2) << "\n";
+  } else {
+    PrintDoctorTable(*results, out);
+  }
+  return DoctorExitCode(*results);
+}
+
+}  // namespace
+
+const Command& DoctorCommand() {
+  static const Command kCommand = {
+      {"doctor",
+       "",
+       "check this host for rdmashare: RDMA devices, ports, link layer, verbs (rdma-core's "
+       "libibverbs) against sysfs, netns mode, GPUDirect, rdma_cm, netdevs, GID room, kubelet",
+       {{"json", false, "print JSON instead of a table"}}},
+      RunDoctor};
+  return kCommand;
+}
+
 }  // namespace rdmashare::cli

@@ -144,4 +144,69 @@ std::string GidEnvironment(const std::vector<GidEntry>& entries, const std::stri
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `gid` command: flags and glue.
+
+namespace {
+
+int RunGid(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
+  HostPaths paths = PathsFor(p, env.paths);
+  GetifaddrsAddressSource real;
+  AddressSource& source = env.addresses ? *env.addresses : real;
+  absl::StatusOr<std::vector<InterfaceAddress>> addrs = source.List();
+  if (!addrs.ok()) return Fail(err, "gid", addrs.status(), kExitFailure);
+  std::string only = p.Get("ifname", "");
+  std::vector<GidEntry> found;
+  int code = kExitOk;
+  bool matched_ifname = false;
+  for (const InterfaceAddress& a : *addrs) {
+    if (a.ifname == "lo") continue;
+    if (!only.empty() && a.ifname != only) continue;
+    matched_ifname = true;
+    absl::StatusOr<GidEntry> e = FindRoceV2Gid(paths, a);
+    if (e.ok()) {
+      found.push_back(*e);
+    } else if (absl::IsNotFound(e.status()) && only.empty()) {
+      // Without --ifname, interfaces such as the cluster's eth0 are simply not rails.
+      err << fmt::format("{} {}: not an RDMA rail (no GID holds this address)\n", a.ifname, a.ipv4);
+    } else {
+      err << "rdmashare gid: " << e.status().message() << "\n";
+      code = kExitFailure;
+    }
+  }
+  if (!only.empty() && !matched_ifname) {
+    err << fmt::format("rdmashare gid: interface {} has no IPv4 address\n", only);
+    return kExitFailure;
+  }
+  if (found.empty()) {
+    err << "rdmashare gid: no interface has a RoCE v2 GID for its IPv4 address\n";
+    return kExitFailure;
+  }
+  if (p.bools.count("env")) {
+    out << GidEnvironment(found, p.Get("socket-ifname", "eth0"));
+  } else {
+    out << fmt::format("{:<10} {:<18} {:<10} {:<5} {}\n", "IFNAME", "ADDRESS", "IBDEV", "PORT",
+                       "GID_INDEX (RoCE v2)");
+    for (const GidEntry& e : found) {
+      out << fmt::format("{:<10} {:<18} {:<10} {:<5} {}\n", e.ifname,
+                         fmt::format("{}/{}", e.ipv4, e.prefix_len), e.ibdev, e.port, e.gid_index);
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+const Command& GidCommand() {
+  static const Command kCommand = {
+      {"gid",
+       "",
+       "inside a pod: the RDMA device and RoCE v2 GID index of each rail interface",
+       {{"ifname", true, "only this interface (e.g. net1)"},
+        {"env", false, "print NCCL/UCX settings as export lines"},
+        {"socket-ifname", true, "NCCL_SOCKET_IFNAME value (default eth0)"}}},
+      RunGid};
+  return kCommand;
+}
+
 }  // namespace rdmashare::cli

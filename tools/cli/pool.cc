@@ -1,3 +1,5 @@
+// `rdmashare pool`: pool usage and release of a dead node's or quarantined addresses (declared
+// in pool.h), and its Command.
 #include "tools/cli/pool.h"
 
 #include "cni/ipam/config.h"
@@ -5,6 +7,7 @@
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
+#include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
 namespace {
@@ -223,6 +226,97 @@ absl::StatusOr<cni::ipam::QuarantineRelease> ReleasePoolQuarantined(const PoolTa
   if (!data_dir.empty()) t.ipam["dataDir"] = data_dir;
   if (!pool.empty()) t.ipam["pool"] = pool;
   return cni::ipam::IpamReleaseQuarantined(ArgsFor(t), ip);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `pool` command: flags and glue.
+
+namespace {
+
+int RunPool(const ParsedArgs& p, const Environment&, std::ostream& out, std::ostream& err) {
+  std::string action = p.positional.empty() ? "list" : p.positional.front();
+  if (action != "list" && action != "release") {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError(fmt::format("unknown action \"{}\" (list or release)", action)),
+        kExitUsage);
+  }
+  if (!p.values.count("conf")) {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError("--conf FILE is required (the network's CNI config, conflist or "
+                                   "NetworkAttachmentDefinition JSON)"),
+        kExitUsage);
+  }
+  const bool quarantined = p.bools.count("quarantined") > 0;
+  if (action == "release" && p.Get("node", "").empty() == !quarantined) {
+    return Fail(err, "pool",
+                absl::InvalidArgumentError("release needs either --node NAME or --quarantined"),
+                kExitUsage);
+  }
+  if (p.values.count("ip") && !quarantined) {
+    return Fail(err, "pool", absl::InvalidArgumentError("--ip belongs to release --quarantined"),
+                kExitUsage);
+  }
+  if (action == "list" && (p.values.count("node") || p.values.count("pool") || quarantined)) {
+    return Fail(
+        err, "pool",
+        absl::InvalidArgumentError("--node, --quarantined and --pool belong to pool release"),
+        kExitUsage);
+  }
+  absl::StatusOr<PoolTarget> target = LoadPoolTarget(p.values.at("conf"));
+  if (!target.ok()) return Fail(err, "pool", target.status(), kExitFailure);
+  if (action == "release" && quarantined) {
+    absl::StatusOr<cni::ipam::QuarantineRelease> r =
+        ReleasePoolQuarantined(*target, p.Get("ip", ""), p.Get("data-dir", ""), p.Get("pool", ""));
+    if (!r.ok()) return Fail(err, "pool release", r.status(), kExitFailure);
+    for (const std::string& ip : r->released) out << "released quarantined " << ip << "\n";
+    for (const std::string& why : r->skipped) err << "not released: " << why << "\n";
+    out << fmt::format("released {} quarantined address(es) (network {})\n", r->released.size(),
+                       target->network);
+    return r->skipped.empty() ? kExitOk : kExitFailure;
+  }
+  if (action == "release") {
+    std::string node = p.Get("node", "");
+    absl::StatusOr<cni::ipam::NodeRelease> released =
+        ReleasePoolNode(*target, node, p.Get("pool", ""));
+    if (!released.ok()) return Fail(err, "pool release", released.status(), kExitFailure);
+    out << fmt::format("released {} address(es) and {} block(s) of node {} (network {})\n",
+                       released->addresses, released->blocks, node, target->network);
+    return kExitOk;
+  }
+  absl::StatusOr<PoolListing> listing = ListPool(*target, p.Get("data-dir", ""));
+  if (!listing.ok()) return Fail(err, "pool", listing.status(), kExitFailure);
+  if (p.bools.count("json")) {
+    out << PoolListingJson(*listing).dump(2) << "\n";
+  } else {
+    PrintPoolListing(*listing, out);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& PoolCommand() {
+  static const Command kCommand = {
+      {"pool",
+       "[list|release]",
+       "rdmashare-ipam pools: used/free and who holds what (list, the default), or release a "
+       "dead node's addresses (etcd store)",
+       {{"conf", true,
+         "network config of the pool: CNI config, conflist or NetworkAttachmentDefinition JSON"},
+        {"data-dir", true, "local store directory (default: the config's dataDir)"},
+        {"json", false, "print JSON (list)"},
+        {"node", true, "release: the node whose addresses are reclaimed"},
+        {"quarantined", false,
+         "release: end the quarantines (addresses an IP-conflict probe took out of use for "
+         "quarantineSeconds) now"},
+        {"ip", true, "release --quarantined: only this address"},
+        {"pool", true, "release: pool id (default: the config's pool, else the network name)"}},
+       1,
+       true},
+      RunPool};
+  return kCommand;
 }
 
 }  // namespace rdmashare::cli

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "cni/ipam/ipam.h"
 #include "nlohmann/json.hpp"
+#include "tools/cli/command.h"
 
 namespace rdmashare::cli {
 
@@ -71,5 +72,9 @@ absl::StatusOr<cni::ipam::QuarantineRelease> ReleasePoolQuarantined(const PoolTa
                                                                     const std::string& ip,
                                                                     const std::string& data_dir,
                                                                     const std::string& pool);
+
+// `rdmashare pool [list|release] --conf FILE ...`: ListPool / ReleasePoolNode /
+// ReleasePoolQuarantined with their flag rules (a flag of the other action is a usage error).
+const Command& PoolCommand();
 
 }  // namespace rdmashare::cli

@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
+#include "rdma/device_scanner.h"
 #include "tools/cli/cli.h"
 
 namespace rdmashare::cli {
@@ -419,6 +420,142 @@ std::string ToYaml(const ordered_json& value) {
   std::string out;
   EmitNode(value, 0, out);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `rails` command: flags and glue.
+
+namespace {
+
+int RunRails(const ParsedArgs& p, const Environment& env, std::ostream& out, std::ostream& err) {
+  RailsOptions o;
+  o.resource_template = p.Get("resource-template", o.resource_template);
+  o.network_template = p.Get("network-template", o.network_template);
+  o.prefix = p.Get("prefix", o.prefix);
+  o.subnet_template = p.Get("subnet-template", o.subnet_template);
+  o.namespace_name = p.Get("namespace", o.namespace_name);
+  o.mount_cli = p.bools.count("mount-cli") > 0;
+  o.config_map_name = p.Get("config-map", o.config_map_name);
+  std::string format = p.Get("format", "yaml");
+  std::string output = p.Get("output", "all");
+  absl::Status usage = absl::OkStatus();
+  auto set_int = [&](const char* name, int& field, int min, int max) {
+    absl::StatusOr<int> v = ParseIntFlag(p, name, field, min, max);
+    if (v.ok()) {
+      field = *v;
+    } else if (usage.ok()) {
+      usage = v.status();
+    }
+  };
+  set_int("rdma-hca-max", o.rdma_hca_max, 1, 10000);
+  set_int("periodic-update-interval", o.periodic_update_interval, 0, 86400);
+  set_int("gateway-host", o.gateway_host, 1, 1 << 24);
+  set_int("table-base", o.table_base, 1, 250);
+  if (p.values.count("range")) {
+    const std::string& r = p.values.at("range");
+    size_t dash = r.find('-');
+    absl::StatusOr<int> first = absl::InvalidArgumentError("no '-'");
+    absl::StatusOr<int> last = first;
+    if (dash != std::string::npos) {
+      first = ParseIntValue("range", r.substr(0, dash), 1, 1 << 24);
+      last = ParseIntValue("range", r.substr(dash + 1), 1, 1 << 24);
+    }
+    if (dash == std::string::npos || !first.ok() || !last.ok() || *first > *last) {
+      if (usage.ok()) {
+        usage = absl::InvalidArgumentError(
+            fmt::format("--range \"{}\": want FIRST-LAST host numbers, e.g. 1-200", r));
+      }
+    } else {
+      o.range_first = *first;
+      o.range_last = *last;
+    }
+  }
+  if (format != "yaml" && format != "json") {
+    usage = absl::InvalidArgumentError(fmt::format("--format \"{}\": want yaml or json", format));
+  }
+  if (output != "dp-config" && output != "networks" && output != "all") {
+    usage = absl::InvalidArgumentError(
+        fmt::format("--output \"{}\": want dp-config, networks or all", output));
+  }
+  // Templates are checked before touching the host, so a typo is a usage error everywhere.
+  for (const std::string* t : {&o.resource_template, &o.network_template, &o.subnet_template}) {
+    if (absl::StatusOr<std::string> e = ExpandTemplate(*t, 1); !e.ok() && usage.ok()) {
+      usage = e.status();
+    }
+  }
+  if (!usage.ok()) return Fail(err, "rails", usage, kExitUsage);
+
+  HostPaths paths = PathsFor(p, env.paths);
+  rdma::SysfsDeviceScanner scanner(paths);
+  absl::StatusOr<rdma::NodeInventory> inv = scanner.Scan();
+  if (!inv.ok()) return Fail(err, "rails", inv.status(), kExitFailure);
+  absl::StatusOr<RailPlan> plan = PlanRails(paths, *inv);
+  if (!plan.ok()) return Fail(err, "rails", plan.status(), kExitFailure);
+  for (const Rail& r : plan->rails) {
+    err << fmt::format(
+        "rail {}: GPU {} <-> {} ({}, {}) by {}{}\n", r.number, r.gpu_pci, r.ibdev, r.nic_pci,
+        r.netdev, r.affinity,
+        r.affinity == "pcie" ? fmt::format(" ({} shared bridges)", r.shared_bridges) : "");
+  }
+  for (const std::string& g : plan->unpaired_gpus) err << "unpaired GPU: " << g << "\n";
+  for (const std::string& n : plan->unpaired_nics) err << "unpaired NIC: " << n << "\n";
+
+  absl::StatusOr<ordered_json> dp = RailsDpConfig(*plan, o);
+  if (!dp.ok()) return Fail(err, "rails", dp.status(), kExitUsage);
+  absl::StatusOr<std::vector<ordered_json>> nets = RailsNetworks(*plan, o);
+  if (!nets.ok()) return Fail(err, "rails", nets.status(), kExitUsage);
+
+  ordered_json metadata = {{"name", o.config_map_name}};
+  if (!o.namespace_name.empty()) metadata["namespace"] = o.namespace_name;
+  ordered_json config_map = {{"apiVersion", "v1"},
+                             {"kind", "ConfigMap"},
+                             {"metadata", metadata},
+                             {"data", {{"config.json", dp->dump(2)}}}};
+  std::vector<ordered_json> docs;
+  if (output != "networks") docs.push_back(config_map);
+  if (output != "dp-config") docs.insert(docs.end(), nets->begin(), nets->end());
+  if (format == "json") {
+    if (output == "dp-config") {
+      out << dp->dump(2) << "\n";
+    } else {
+      out << ordered_json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", docs}}.dump(2) << "\n";
+    }
+    return kExitOk;
+  }
+  out << "# generated by rdmashare rails " << Version() << "\n";
+  for (size_t i = 0; i < docs.size(); ++i) {
+    out << "---\n" << ToYaml(docs[i]);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& RailsCommand() {
+  static const Command kCommand = {
+      {"rails",
+       "",
+       "pair GPUs with their nearest RDMA NIC and generate the device-plugin config and the "
+       "rail networks",
+       {{"resource-template", true, "resource name per rail (default shared_cx5_gpu{n})"},
+        {"network-template", true, "network name per rail (default gpu{n}-net{10+n})"},
+        {"prefix", true, "resource prefix (default spidernet.io)"},
+        {"rdma-hca-max", true, "shareable units per resource (default 100)"},
+        {"periodic-update-interval", true, "seconds between rescans (default 300)"},
+        {"subnet-template", true, "IPv4 subnet per rail (default 172.16.{10+n}.0/24)"},
+        {"gateway-host", true, "host number of the gateway in each subnet (default 254)"},
+        {"range", true, "host numbers handed to pods, FIRST-LAST (default 1-200)"},
+        {"table-base", true, "policy routing table of rail 1; rail n gets base+n-1 (default 100)"},
+        {"namespace", true,
+         "namespace of the generated objects (default rdmashare, as manifests/; \"\" = none)"},
+        {"mount-cli", false,
+         "set \"mountCli\": true on every resource: rdmashare-dp mounts the CLI into the pods, "
+         "so `rdmashare gid` works in any image"},
+        {"config-map", true, "ConfigMap name for YAML output (default rdmashare-dp-config)"},
+        {"format", true, "yaml (default) or json"},
+        {"output", true, "dp-config, networks or all (default all)"}}},
+      RunRails};
+  return kCommand;
 }
 
 }  // namespace rdmashare::cli
