@@ -1,6 +1,8 @@
 # The device plugin proper: pools, gRPC service, registration, events, daemon, flags, main.
 add_library(rs_dp STATIC
-  resource_pool.cc plugin_service.cc plugin_server.cc daemon.cc flags.cc)
+  resource_pool.cc plugin_service.cc plugin_server.cc daemon.cc daemon_reload.cc
+  daemon_registration.cc daemon_metrics.cc kubelet_watch.cc config_watch.cc registration.cc
+  gid_room_check.cc flags.cc)
 target_link_libraries(rs_dp PUBLIC rs_dp_config rs_dp_cdi rs_dp_metrics rs_dp_port_metrics rs_rdma rs_api
                                    rs_common)
 

@@ -1,7 +1,11 @@
-// Daemon: the rdmashare-dp process minus flag parsing.
+// Daemon: the rdmashare-dp process minus flag parsing; the orchestrator of the event loop.
 //
 // Owns the resource pools and their gRPC servers, scans devices, registers with kubelet and
-// keeps the registration alive across kubelet restarts. Device events (an EventSource) and the
+// keeps the registration alive across kubelet restarts. The parts live in their own units:
+// kubelet_watch.h (kubelet's directories and kubelet.sock restarts), config_watch.h (the config
+// file's directory, reading and diffing a new config), registration.h (plugin-watcher mode vs
+// Register on kubelet.sock), daemon_metrics.h (the metrics observer) and gid_room_check.h (GID
+// table room warnings). Device events (an EventSource) and the
 // periodic resync trigger a reconcile: Scan -> every pool recomputes its snapshot (diffing by
 // the devices' stable identity and state) -> changed pools publish a new snapshot, which wakes
 // their ListAndWatch streams (each on its own gRPC thread, so a slow or absent reader never
@@ -32,6 +36,10 @@
 #include "common/unique_fd.h"
 #include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
+#include "deviceplugin/config_watch.h"
+#include "deviceplugin/daemon_metrics.h"
+#include "deviceplugin/gid_room_check.h"
+#include "deviceplugin/kubelet_watch.h"
 #include "deviceplugin/metrics.h"
 #include "deviceplugin/plugin_server.h"
 #include "deviceplugin/port_metrics.h"
@@ -115,33 +123,12 @@ class Daemon {
     std::unique_ptr<PluginServer> server;
     // Identity (inode, ctime) of kubelet.sock we last registered against (device-plugins
     // mode); {0, 0} = not registered.
-    std::pair<ino_t, int64_t> registered_kubelet_ino{0, 0};
+    SocketIdentity registered_kubelet_ino{0, 0};
     // Registered now (device-plugins mode); read by Ready() from other threads.
     std::atomic<bool> registered{false};
   };
-  struct Metrics {
-    Gauge* units = nullptr;
-    Gauge* hcas = nullptr;
-    Gauge* hcas_healthy = nullptr;
-    Gauge* healthy = nullptr;
-    Gauge* registered = nullptr;
-    Counter* registrations = nullptr;
-    Counter* kubelet_restarts = nullptr;
-    Counter* allocations = nullptr;
-    Counter* reloads = nullptr;
-    Counter* reload_failures = nullptr;
-    Counter* scans = nullptr;
-    Gauge* scan_seconds = nullptr;
-    Counter* events = nullptr;
-  };
-
   // Every port of every HCA each resource selects (thread-safe: takes entries_mu_).
   std::vector<PortRef> PortRefs() const ABSL_LOCKS_EXCLUDED(entries_mu_);
-  absl::Status SetUpWatches();
-  absl::Status SetUpConfigWatch();
-  void DrainInotify();
-  // True when a config-directory event concerns the config file (or ConfigMap's ..data).
-  bool DrainConfigInotify();
   void HandleDeviceEvents();
   // Creates the pool and server of `rc` (pool updated from the last inventory), not started.
   // The plugin server of `e` in the directory of the current registration mode.
@@ -159,10 +146,10 @@ class Daemon {
   // started (it then needs registration).
   bool RetryUnserved();
   void PublishMetrics(const Entry& e);
-  void InitMetrics();
-  // Warns (once per port and situation) when the pods the resources sharing a port could place
-  // need more GID entries than the port has free.
+  // Runs the GID room check over every resource's pool.
   void CheckGidRoom();
+  // Registered now, in the current mode (plugin-watcher: kubelet called GetInfo).
+  bool IsRegistered(const Entry& e) const;
   // Restarts servers whose socket vanished (or was rejected) and registers what needs it.
   // Returns false when some registration must be retried later.
   bool Reconcile();
@@ -172,23 +159,14 @@ class Daemon {
   std::unique_ptr<rdma::DeviceScanner> scanner_;
   std::unique_ptr<rdma::EventSource> events_;
   std::unique_ptr<CdiSpecWriter> cdi_;
-  Metrics metrics_;
-  // RoCE port counters in /metrics (read at scrape time from the pools' snapshots).
-  std::shared_ptr<PortCounterCollector> port_counters_;
-  std::string device_plugins_dir_;
-  std::string registry_dir_;
-  std::string kubelet_socket_;
+  DaemonMetrics metrics_;
+  KubeletWatch kubelet_;
+  ConfigWatch config_watch_;
+  GidRoomCheck gid_room_;
   // Read by Ready() on the HTTP thread; written by the loop (Start, the fallback switch).
   std::atomic<bool> watcher_mode_{false};
   std::chrono::steady_clock::time_point watcher_since_;
   rdma::NodeInventory inventory_;
-  std::set<std::string> gid_warned_;
-  // Identity of the kubelet.sock seen last ({0, 0}: none yet), to count kubelet restarts.
-  std::pair<ino_t, int64_t> last_kubelet_ino_{0, 0};
-  // While kubelet.sock is missing (device-plugins mode): when we last said so (once, then at
-  // kKubeletWaitLogInterval), so an operator sees what the daemon waits for.
-  std::optional<std::chrono::steady_clock::time_point> kubelet_wait_logged_;
-  std::string config_text_;
   // The event loop adds/removes entries and stops/starts their servers under entries_mu_, so
   // Ready() on another thread sees whole entries and live servers; the loop itself reads
   // without it.
@@ -196,8 +174,6 @@ class Daemon {
   std::vector<std::unique_ptr<Entry>> entries_;
   // Configured resources without a server (CDI spec not writable) -> the cause.
   std::map<std::string, std::string> unserved_ ABSL_GUARDED_BY(entries_mu_);
-  UniqueFd inotify_fd_;
-  UniqueFd config_inotify_fd_;
   UniqueFd wake_fd_;
   std::atomic<bool> stop_{false};
   // Set by ReloadConfig and Rescan: Run() must reconcile (new servers to register).

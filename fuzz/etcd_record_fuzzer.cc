@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "cni/ipam/etcd_client.h"
+#include "cni/ipam/etcd_kv_json.h"
 #include "cni/ipam/etcd_store.h"
 #include "fuzz/fuzz_check.h"
 

@@ -1,44 +1,41 @@
 // EtcdClient: a small blocking client of etcd's v3 JSON gateway (etcd 3.4+: POST /v3/kv/range,
-// /v3/kv/put, /v3/kv/txn, /v3/kv/deleterange over HTTP/1.1, keys and values base64 encoded).
+// /v3/kv/put, /v3/kv/txn, /v3/kv/deleterange over HTTP/1.1, keys and values base64 encoded):
+// the KV operations the IPAM store needs, and the failover across the configured endpoints.
 // Our own sockets, no libcurl/gRPC, so the static CNI binaries stay small and start fast.
 //
-// Endpoints ("http://10.0.0.1:2379", "https://etcd-0.example:2379", "127.0.0.1:2379",
-// "[::1]:2379") are tried in turn. A host name is resolved at connect time from the hosts file
-// (EtcdOptions::hosts_file, default /etc/hosts; no NSS surprises in a static binary), else with
-// getaddrinfo(3) (DNS), "localhost" falling back to 127.0.0.1 and ::1; every address of a name
-// is tried before the endpoint counts as failed. A name that does not resolve fails that
-// endpoint with a message naming the name.
+// The parts it is built from, each in its own unit:
+//  - etcd_endpoint.h: endpoints ("http://10.0.0.1:2379", "https://etcd-0.example:2379",
+//    "127.0.0.1:2379", "[::1]:2379") parsed and validated (code 7 from Create()).
+//  - name_lookup.h: a host name is resolved at connect time from the hosts file
+//    (EtcdOptions::hosts_file, default /etc/hosts), else with getaddrinfo(3), "localhost" falling
+//    back to 127.0.0.1 and ::1; every address of a name is tried before the endpoint counts as
+//    failed. A name that does not resolve fails that endpoint with a message naming the name.
+//  - tls_transport.h: "https://" endpoints, and bare "host:port" ones when EtcdOptions::tls is
+//    set, use TLS 1.2+ verified against tls.ca and the endpoint's host; tls.cert/tls.key are
+//    presented when the server asks. A failed handshake fails that endpoint like a refused
+//    connection, with OpenSSL's reason in the message. Unreadable or invalid TLS files are code 7
+//    from Create(), naming the file. With EtcdOptions::tls_sessions set, each endpoint's session
+//    is saved to and resumed from a file (tls_session_cache.h); tls_stats() counts handshakes.
+//  - http_connection.h / http_response.h: one kept-alive HTTP/1.1 connection; answers are
+//    untrusted and framed strictly (header section <= 64 KiB and 100 fields, body <=
+//    max_response_bytes, chunk sizes and Content-Length overflow-checked), every read bounded by
+//    the attempt's deadline.
+//  - etcd_kv_json.h: the gateway's request and answer JSON.
 //
-// TLS (OpenSSL, linked statically): "https://" endpoints, and bare "host:port" ones when
-// EtcdOptions::tls is set, use TLS 1.2+; the server certificate must chain to tls.ca and be
-// issued for the endpoint's host name or IP address; tls.cert/tls.key (optional) are presented
-// when the server asks for a client certificate. A failed handshake (certificate verify failed,
-// a missing client certificate, ...) fails that endpoint like a refused connection, with
-// OpenSSL's reason in the message. Unreadable or invalid TLS files are code 7 from Create(),
-// naming the file. With EtcdOptions::tls_sessions set, each endpoint's session (ticket) is saved
-// to and resumed from a file (tls_session_cache.h), so a new process skips the full handshake;
-// tls_stats() counts the handshakes of both kinds.
-//
-// Endpoints are tried in turn: a connection refused, a timeout, an HTTP 5xx or an etcd
-// "unavailable" answer moves on to the next endpoint, cycling with a short backoff until the
-// operation's deadline (or after two passes in which no endpoint accepted a connection). One
+// Failover (here): endpoints are tried in turn: a connection refused, a timeout, an HTTP 5xx or
+// an etcd "unavailable" answer moves on to the next endpoint, cycling with a short backoff until
+// the operation's deadline (or after two passes in which no endpoint accepted a connection). One
 // attempt gets at most a third of request_timeout (at least 250 ms), so a hung member cannot
 // eat the whole budget. A create retried after a lost answer is recognised (see CreateIfAbsent).
 // dial_timeout bounds each connect, request_timeout the whole operation (all endpoints and retries
 // included). When every endpoint failed the status is CniError(11, "etcd unreachable: tried
 // <endpoint>: <cause>; ...", kEtcdUnreachableDetails). The connection is kept alive between
-// operations.
+// operations. An endpoint that breaks the HTTP framing or a limit is not asked again within the
+// operation (the others are); its cause ("response chunk size '-6' is not hexadecimal") appears
+// in the code-11 message.
 //
-// Answers are untrusted: HttpResponseParser (http_response.h) frames them strictly (header
-// section <= 64 KiB and 100 fields, body <= max_response_bytes, chunk sizes and Content-Length
-// overflow-checked), the same for plain and TLS connections. Every read waits at most until the
-// attempt's deadline, which is also checked between reads, so a silent, slow-drip or endless
-// peer ends the attempt on time. An endpoint that breaks the framing or a limit is not asked
-// again within the operation (the others are); its cause ("response chunk size '-6' is not
-// hexadecimal") appears in the code-11 message. A body without Content-Length or chunked
-// framing counts only when the server closes the connection cleanly (TLS: close_notify).
-//
-// Thread-safe (operations are serialized by an internal mutex).
+// Ownership: the client owns its connection and TLS context. Thread-safe (operations are
+// serialized by an internal mutex).
 #pragma once
 
 #include <chrono>
@@ -52,24 +49,24 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "cni/ipam/etcd_endpoint.h"
+#include "cni/ipam/etcd_kv_json.h"
 #include "cni/ipam/http_response.h"
 #include "cni/ipam/tls_session_cache.h"
+#include "cni/ipam/tls_transport.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni::ipam {
 
+class HttpConnection;
+
 // CniDetails() of the status returned when no endpoint answered.
 inline constexpr char kEtcdUnreachableDetails[] = "etcd unreachable";
 
-// PEM files of the TLS client ("store.tls": {"ca", "cert", "key"}). `ca` is required for TLS;
-// `cert` and `key` come together or not at all.
-struct EtcdTlsFiles {
-  std::string ca, cert, key;
-  bool enabled() const { return !ca.empty() || !cert.empty() || !key.empty(); }
-};
-
+// The hosts file consulted before DNS by default.
 inline constexpr char kDefaultHostsFile[] = "/etc/hosts";
 
+// How to reach etcd (the ipam "store" section).
 struct EtcdOptions {
   std::vector<std::string> endpoints;
   std::chrono::milliseconds dial_timeout{2000};
@@ -83,67 +80,8 @@ struct EtcdOptions {
   TlsSessionCacheOptions tls_sessions;
 };
 
-// TLS handshakes of one EtcdClient: full ones, resumed ones (a cached session was accepted) and
-// sessions saved to the cache.
-struct EtcdTlsStats {
-  int64_t full_handshakes = 0;
-  int64_t resumed_handshakes = 0;
-  int64_t sessions_saved = 0;
-  bool operator==(const EtcdTlsStats& o) const {
-    return full_handshakes == o.full_handshakes && resumed_handshakes == o.resumed_handshakes &&
-           sessions_saved == o.sessions_saved;
-  }
-};
-
-struct KeyValue {
-  std::string key;
-  std::string value;
-  int64_t create_revision = 0;
-  int64_t mod_revision = 0;
-  bool operator==(const KeyValue& o) const {
-    return key == o.key && value == o.value && create_revision == o.create_revision &&
-           mod_revision == o.mod_revision;
-  }
-};
-
-// The key-values of a range answer body of the JSON gateway ({"kvs": [{"key", "value" (base64),
-// "create_revision", "mod_revision"}...]}; no "kvs" = none). Code 5 naming the problem for
-// anything else (not JSON, wrong types, bad base64). Untrusted input: the answer comes from the
-// network.
-absl::StatusOr<std::vector<KeyValue>> ParseEtcdRangeResponse(const std::string& body);
-
-// One condition of a transaction (etcd Compare, result EQUAL): the key's create revision, mod
-// revision or value.
-struct EtcdCompare {
-  enum class Target { kCreate, kMod, kValue };
-  std::string key;
-  Target target = Target::kMod;
-  int64_t revision = 0;  // kCreate, kMod (0 with kCreate = the key does not exist)
-  std::string value;     // kValue
-};
-
-// One operation of a transaction branch: put, delete, or read a key.
-struct EtcdOp {
-  enum class Kind { kPut, kDelete, kGet, kGetPrefix };
-  Kind kind = Kind::kGet;
-  std::string key;    // kGetPrefix: every key with this prefix
-  std::string value;  // kPut
-};
-
-struct EtcdTxnResult {
-  bool succeeded = false;
-  // The store revision after the transaction.
-  int64_t revision = 0;
-  // What each kGet / kGetPrefix of the branch taken read, in order (empty when absent).
-  std::vector<std::vector<KeyValue>> reads;
-};
-
 // True when `status` means "no etcd endpoint could be reached" (worth journaling a DEL).
 bool IsEtcdUnreachable(const absl::Status& status);
-
-// The addresses `name` maps to in hosts-file text (hosts(5): "address name [aliases...]", '#'
-// comments; names compared case-insensitively), in file order.
-std::vector<std::string> HostsFileAddresses(const std::string& hosts_text, const std::string& name);
 
 class EtcdClient {
  public:
@@ -186,25 +124,12 @@ class EtcdClient {
   EtcdTlsStats tls_stats() const;
 
  private:
-  struct Endpoint {
-    std::string text;  // as configured
-    std::string host;  // numeric address or host name (no brackets)
-    int port = 0;
-    bool tls = false;
-  };
-  // An open connection (socket, plus the TLS session for https endpoints).
-  struct Conn;
-
- public:
-  // The SSL_CTX shared by the client's TLS connections (opaque; defined in etcd_client.cc).
-  struct TlsContext;
-
- private:
-  EtcdClient(EtcdOptions options, std::vector<Endpoint> endpoints, std::unique_ptr<TlsContext> tls);
+  EtcdClient(EtcdOptions options, std::vector<EtcdEndpoint> endpoints,
+             std::unique_ptr<TlsClientContext> tls);
 
   // Resolves, connects (and for TLS, handshakes with) endpoint `ep` within `deadline`.
-  absl::StatusOr<std::unique_ptr<Conn>> Connect(const Endpoint& ep,
-                                                std::chrono::steady_clock::time_point deadline);
+  absl::StatusOr<std::unique_ptr<HttpConnection>> Connect(
+      const EtcdEndpoint& ep, std::chrono::steady_clock::time_point deadline);
 
   // Appended to TLS handshake failures when no client certificate is configured.
   std::string ClientCertHint() const;
@@ -218,15 +143,12 @@ class EtcdClient {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EtcdOptions options_;
-  const std::vector<Endpoint> endpoints_;
-  std::unique_ptr<TlsContext> tls_;
+  const std::vector<EtcdEndpoint> endpoints_;
+  std::unique_ptr<TlsClientContext> tls_;
   absl::Mutex mu_;
-  std::unique_ptr<Conn> conn_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<HttpConnection> conn_ ABSL_GUARDED_BY(mu_);
   size_t conn_endpoint_ ABSL_GUARDED_BY(mu_) = 0;
   size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// The exclusive end of the key range of every key starting with `prefix` (etcd's range_end).
-std::string PrefixRangeEnd(const std::string& prefix);
 
 }  // namespace rdmashare::cni::ipam

@@ -64,42 +64,6 @@ class EtcdStoreTest : public ::testing::Test {
   std::unique_ptr<EtcdClient> client_;
 };
 
-// Range answers come from the network: every malformed one is code 5 naming the problem.
-TEST(ParseEtcdRangeResponseTest, MalformedAnswersAreCode5NamingTheProblem) {
-  struct Case {
-    std::string body, message;
-  };
-  const Case cases[] = {
-      {"", "etcd: range answer is not a JSON object"},
-      {"[1,2]", "etcd: range answer is not a JSON object"},
-      {R"({"kvs": {"key": "YQ=="}})", "etcd: range answer has a non-array kvs"},
-      {R"({"kvs": [7]})", "etcd: answer has a non-object kv"},
-      {R"({"kvs": [{"key": "!!!", "value": "YQ=="}]})", "etcd: answer has a malformed base64 key"},
-      {R"({"kvs": [{"key": "YQ==", "value": 5}]})", "etcd: answer has a malformed base64 value"},
-  };
-  for (const Case& c : cases) {
-    auto kvs = ParseEtcdRangeResponse(c.body);
-    ASSERT_FALSE(kvs.ok()) << c.body;
-    EXPECT_EQ(CniCode(kvs.status()), kIoFailure) << c.body;
-    EXPECT_EQ(kvs.status().message(), c.message) << c.body;
-  }
-}
-
-TEST(ParseEtcdRangeResponseTest, DecodesKeysValuesAndRevisions) {
-  auto kvs = ParseEtcdRangeResponse(
-      R"({"header": {"revision": "9"}, "kvs": [{"key": "YQ==", "value": "Yg==",)"
-      R"( "create_revision": "5", "mod_revision": "7"}]})");
-  ASSERT_TRUE(kvs.ok()) << kvs.status();
-  ASSERT_THAT(*kvs, SizeIs(1));
-  EXPECT_EQ((*kvs)[0].key, "a");
-  EXPECT_EQ((*kvs)[0].value, "b");
-  EXPECT_EQ((*kvs)[0].create_revision, 5);
-  EXPECT_EQ((*kvs)[0].mod_revision, 7);
-  auto none = ParseEtcdRangeResponse(R"({"header": {"revision": "9"}})");
-  ASSERT_TRUE(none.ok());
-  EXPECT_TRUE(none->empty());
-}
-
 TEST_F(EtcdStoreTest, CreateIfAbsentCreatesOnce) {
   ASSERT_OK_AND_ASSIGN(auto first, client_->CreateIfAbsent("/t/k", "a"));
   ASSERT_TRUE(first.has_value());
@@ -280,44 +244,6 @@ TEST(EtcdClientTest, SilentServerTimesOutWithinRequestTimeout) {
   EXPECT_THAT(got.status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr(ep)));
   EXPECT_TRUE(IsEtcdUnreachable(got.status()));
   EXPECT_LT(elapsed, std::chrono::milliseconds(1600));
-}
-
-struct BadEndpoint {
-  std::string name;
-  std::string endpoint;
-  std::string message;
-};
-
-class BadEndpointTest : public ::testing::TestWithParam<BadEndpoint> {};
-
-TEST_P(BadEndpointTest, IsRejectedWithCode7) {
-  EtcdOptions o;
-  o.endpoints = {GetParam().endpoint};
-  auto c = EtcdClient::Create(o);
-  EXPECT_THAT(c.status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().message)));
-  EXPECT_EQ(CniCode(c.status()), kInvalidNetworkConfig);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Endpoints, BadEndpointTest,
-    ::testing::Values(BadEndpoint{"HttpsWithoutCa", "https://127.0.0.1:2379", "set store.tls.ca"},
-                      BadEndpoint{"NoPort", "127.0.0.1", "has no port"},
-                      BadEndpoint{"BadHostName", "etcd_0.example:2379", "nor a valid host name"},
-                      BadEndpoint{"PortZero", "127.0.0.1:0", "not in 1..65535"},
-                      BadEndpoint{"PortTooBig", "127.0.0.1:99999", "not in 1..65535"},
-                      BadEndpoint{"PortNotNumber", "127.0.0.1:x", "not in 1..65535"},
-                      BadEndpoint{"UnclosedBracket", "[::1", "is not [address]:port"}),
-    [](const ::testing::TestParamInfo<BadEndpoint>& info) { return info.param.name; });
-
-TEST(EtcdClientTest, NoEndpointsIsRejected) {
-  EXPECT_THAT(EtcdClient::Create(EtcdOptions{}).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one endpoint")));
-}
-
-TEST(PrefixRangeEndTest, IncrementsLastByte) {
-  EXPECT_EQ(PrefixRangeEnd("/a/"), "/a0");
-  EXPECT_EQ(PrefixRangeEnd(std::string("a\xff", 2)), "b");
 }
 
 }  // namespace

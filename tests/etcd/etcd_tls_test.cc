@@ -307,44 +307,5 @@ TEST_F(HostNameTest, UnknownNameIsCode11NamingIt) {
                                   HasSubstr("cannot resolve host name 'no-such-host.invalid'")));
 }
 
-TEST(HostsFileAddressesTest, ParsesHostsFormat) {
-  std::string text =
-      "127.0.0.1 localhost\n"
-      "::1 localhost ip6-localhost\n"
-      "# 10.0.0.9 etcd\n"
-      "10.0.0.1\tetcd  etcd-0 # trailing comment\n"
-      "10.0.0.2 ETCD\n"
-      "not-an-ip etcd\n"
-      "10.0.0.1 etcd\n";
-  EXPECT_EQ(HostsFileAddresses(text, "etcd"), (std::vector<std::string>{"10.0.0.1", "10.0.0.2"}));
-  EXPECT_EQ(HostsFileAddresses(text, "localhost"), (std::vector<std::string>{"127.0.0.1", "::1"}));
-  EXPECT_EQ(HostsFileAddresses(text, "etcd-0"), (std::vector<std::string>{"10.0.0.1"}));
-  EXPECT_TRUE(HostsFileAddresses(text, "etc").empty());
-}
-
-struct BadHost {
-  std::string name;
-  std::string endpoint;
-  std::string message;
-};
-
-class BadHostTest : public ::testing::TestWithParam<BadHost> {};
-
-TEST_P(BadHostTest, IsCode7) {
-  auto c = EtcdClient::Create(Options({GetParam().endpoint}));
-  EXPECT_THAT(c.status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().message)));
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Hosts, BadHostTest,
-    ::testing::Values(BadHost{"Underscore", "etcd_0:2379", "nor a valid host name"},
-                      BadHost{"LeadingDash", "-etcd:2379", "nor a valid host name"},
-                      BadHost{"EmptyLabel", "etcd..example:2379", "nor a valid host name"},
-                      BadHost{"LongLabel", std::string(64, 'a') + ":2379", "nor a valid host name"},
-                      BadHost{"Scheme", "grpc://etcd:2379", "scheme must be http or https"},
-                      BadHost{"BracketedName", "[etcd]:2379", "is not an IPv6 address"}),
-    [](const ::testing::TestParamInfo<BadHost>& info) { return info.param.name; });
-
 }  // namespace
 }  // namespace rdmashare::cni::ipam
