@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in the ASan + UBSan tree (build-asan/, clang, coverage in every
-# library; tools/setup.sh --asan) and runs each for a bounded time over a scratch copy of its seed
-# corpus. Prints the executions reached per target; fails when any target crashes (the
+# library; tools/setup.sh --asan) and runs each for a bounded time, one target per core at a
+# time, over a scratch copy of its seed corpus. Prints the executions reached per target; fails when any target crashes (the
 # reproducer is kept under build-asan/artifacts/).
 #
 #   tools/fuzz.sh [seconds-per-target] [target-name-filter]     (default 10 s, all targets)
@@ -41,14 +41,15 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 work=$build_dir/fuzz-run
 mkdir -p "$work" "$build_dir/artifacts"
-failed=()
-report=()
-for t in "${targets[@]}"; do
+# One target per core at a time (each libFuzzer run is single-threaded): a target's run writes
+# its log and a one-line report under $work; the summary is printed in target order.
+run_target() {
+  local t=$1 bin run_corpus log rc=0 execs cov
   bin=$(find "$build_dir/" -type f -name "$t" -perm -u+x | head -n 1)
   if [[ -z $bin ]]; then
     echo "fuzz.sh: binary $t not found in $build_dir" >&2
-    failed+=("$t")
-    continue
+    printf '%-28s %12s execs  cov %6s  %s\n' "$t" "?" "?" "MISSING" >"$work/$t.report"
+    return 1
   fi
   run_corpus=$work/$t
   rm -rf "$run_corpus"
@@ -56,21 +57,31 @@ for t in "${targets[@]}"; do
   cp -r "${corpus[$t]}/." "$run_corpus/"
   log=$work/$t.log
   echo "=== $t: ${seconds}s over $(ls "$run_corpus" | wc -l) seeds"
-  rc=0
   "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$build_dir/artifacts/$t-" "$run_corpus" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
-  report+=("$(printf '%-28s %12s execs  cov %6s  %s' "$t" "${execs:-?}" "${cov:-?}" \
-    "$([[ $rc -eq 0 ]] && echo ok || echo "CRASH (rc $rc, see $log)")")")
+  printf '%-28s %12s execs  cov %6s  %s\n' "$t" "${execs:-?}" "${cov:-?}" \
+    "$([[ $rc -eq 0 ]] && echo ok || echo "CRASH (rc $rc, see $log)")" >"$work/$t.report"
   if [[ $rc -ne 0 ]]; then
-    failed+=("$t")
     grep -E 'ERROR|SUMMARY|fuzz invariant|Test unit written' "$log" | head -n 8 >&2 || true
+    return 1
   fi
+}
+parallel=$(nproc)
+for t in "${targets[@]}"; do
+  while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
+  rm -f "$work/$t.report"
+  run_target "$t" &
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+  grep -q ' ok$' "$work/$t.report" 2>/dev/null || failed+=("$t")
 done
 echo "=== fuzz summary (${seconds}s per target)"
-printf '%s\n' "${report[@]}"
+for t in "${targets[@]}"; do cat "$work/$t.report" 2>/dev/null || echo "$t: no report"; done
 if ((${#failed[@]})); then
-  echo "fuzz.sh: crashes in: ${failed[*]}" >&2
+  echo "fuzz.sh: crashed or missing: ${failed[*]}" >&2
   exit 1
 fi

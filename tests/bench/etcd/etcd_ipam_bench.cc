@@ -9,6 +9,11 @@
 // 2. the scale case: 8 nodes x 8 concurrent clients and 1000 ADDs of distinct containers,
 // on the etcd store with and without per-node blocks and on the local store (each node its own).
 //
+// 3. where TLS time goes: one etcd read (Get of one key) per request, plain and over TLS, either
+// on one kept connection per client (no handshake at all: what etcd's own TLS serving costs, a
+// floor no client-side change can go under) or on a new client per request (one handshake each:
+// full, or resuming the cached session, as every plugin run does).
+//
 // Usage: etcd_ipam_bench [adds-per-client (default 200) [scale ADDs (default 1000)]]
 #include <algorithm>
 #include <chrono>
@@ -16,8 +21,10 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "cni/ipam/etcd_client.h"
 #include "cni/ipam/ipam.h"
 #include "common/testing/temp_dir.h"
 #include "fmt/format.h"
@@ -36,6 +43,9 @@ struct Figures {
   double p99_ms = 0;
   int failures = 0;
 };
+
+Figures Summarize(std::vector<std::vector<double>>& lat, const std::vector<int>& failures,
+                  double secs);
 
 // `nodes` simulated nodes (distinct nodeName and data dir) with `clients` concurrent clients
 // each; `total` ADDs of distinct containers spread over all clients.
@@ -68,18 +78,59 @@ Figures RunCase(const json& store, const std::string& network, const std::string
     });
   }
   for (auto& t : threads) t.join();
-  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  return Summarize(lat, failures, std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+Figures Summarize(std::vector<std::vector<double>>& lat, const std::vector<int>& failures,
+                  double secs) {
   std::vector<double> all;
   Figures f;
-  for (int t = 0; t < threads_n; ++t) {
+  for (size_t t = 0; t < lat.size(); ++t) {
     all.insert(all.end(), lat[t].begin(), lat[t].end());
     f.failures += failures[t];
   }
+  if (all.empty()) return f;
   std::sort(all.begin(), all.end());
   f.per_second = all.size() / secs;
   f.p50_ms = all[all.size() / 2];
   f.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
   return f;
+}
+
+// `clients` threads, each `per_client` Gets of `key`: on one client made up front (`kept`: its
+// connection is reused) or on a new client per Get (a new connection and handshake each).
+Figures RunGets(const EtcdOptions& options, const std::string& key, int clients, int per_client,
+                bool kept) {
+  std::vector<std::vector<double>> lat(clients);
+  std::vector<int> failures(clients, 0);
+  auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<EtcdClient> client;
+      if (kept) {
+        auto c = EtcdClient::Create(options);
+        if (!c.ok()) {
+          failures[t] = per_client;
+          return;
+        }
+        client = std::move(*c);
+      }
+      for (int i = 0; i < per_client; ++i) {
+        auto t0 = Clock::now();
+        bool ok = false;
+        if (kept) {
+          ok = client->Get(key).ok();
+        } else if (auto c = EtcdClient::Create(options); c.ok()) {
+          ok = (*c)->Get(key).ok();
+        }
+        lat[t].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (!ok) ++failures[t];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return Summarize(lat, failures, std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 json WithBlocks(json store, int block_size) {
@@ -163,6 +214,49 @@ int Main(int argc, char** argv) {
     Figures f = RunCase(store, fmt::format("bench{}", run++), dir.path(), 8, 8, scale_adds);
     std::printf("%-34s %12.0f %10.2f %10.2f %9d\n", name.c_str(), f.per_second, f.p50_ms, f.p99_ms,
                 f.failures);
+  }
+
+  // 3. One key read per request; "x plain" is the plain rate of the same connection mode over
+  // the row's rate.
+  EtcdOptions plain_opts;
+  plain_opts.endpoints = etcd.Endpoints();
+  EtcdOptions tls_full_opts;
+  tls_full_opts.endpoints = etcd_tls.Endpoints();
+  tls_full_opts.tls.ca = pki.ca();
+  EtcdOptions tls_resumed_opts = tls_full_opts;
+  tls_resumed_opts.tls_sessions.base_dir = dir.path();
+  tls_resumed_opts.tls_sessions.sub_dir = "bench-get-sessions";
+  const std::string key = "/rdmashare-bench/get";
+  for (const EtcdOptions* o : {&plain_opts, &tls_full_opts}) {
+    auto c = EtcdClient::Create(*o);
+    if (!c.ok() || !(*c)->Put(key, "value").ok()) {
+      std::fprintf(stderr, "etcd Put of %s failed\n", key.c_str());
+      return 1;
+    }
+  }
+  std::printf(
+      "\n3. one etcd read per request (%d per client): on a kept connection (no handshake) or on a "
+      "new client per request\n",
+      adds);
+  std::printf("%-34s %8s %12s %10s %10s %9s %8s\n", "connection", "clients", "reads/s", "p50 ms",
+              "p99 ms", "failures", "x plain");
+  for (int clients : {1, 8}) {
+    double kept_plain = 0, new_plain = 0;
+    for (const auto& [name, opts, kept] :
+         {std::make_tuple(std::string("kept, plain"), &plain_opts, true),
+          std::make_tuple(std::string("kept, TLS"), &tls_full_opts, true),
+          std::make_tuple(std::string("new per read, plain"), &plain_opts, false),
+          std::make_tuple(std::string("new per read, TLS full"), &tls_full_opts, false),
+          std::make_tuple(std::string("new per read, TLS resumed"), &tls_resumed_opts, false)}) {
+      Figures f = RunGets(*opts, key, clients, adds, kept);
+      bool plain = opts == &plain_opts;
+      if (plain) (kept ? kept_plain : new_plain) = f.per_second;
+      double base = kept ? kept_plain : new_plain;
+      std::string ratio =
+          !plain && f.per_second > 0 ? fmt::format("{:.2f}", base / f.per_second) : "";
+      std::printf("%-34s %8d %12.0f %10.2f %10.2f %9d %8s\n", name.c_str(), clients, f.per_second,
+                  f.p50_ms, f.p99_ms, f.failures, ratio.c_str());
+    }
   }
   return 0;
 }
