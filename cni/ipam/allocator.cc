@@ -139,7 +139,7 @@ std::string CniArg(const IpamArgs& args, const char* key) {
 IpConfig MakeIpConfig(const Pool& pool, const IpAddr& ip) {
   const AddrRange* r = pool.RangeOf(ip);
   IpConfig out;
-  out.address = r->subnet.Cidr(ip);
+  out.address = IpPrefix(ip, r->subnet.length()).ToString();
   if (r->gateway.valid()) out.gateway = r->gateway.ToString();
   return out;
 }
@@ -163,7 +163,7 @@ absl::StatusOr<std::vector<Reservation>> LoadLive(IpamStore* store, const std::s
 }
 
 // True when some address of `taken` lies in `block`.
-bool AnyIn(const std::set<IpAddr>& taken, const IpNet& block) {
+bool AnyIn(const std::set<IpAddr>& taken, const IpPrefix& block) {
   auto it = taken.lower_bound(block.network());
   return it != taken.end() && block.Contains(*it);
 }
@@ -184,7 +184,7 @@ absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network
            !NarrowToBlocks(pool, {c.cidr}).ranges.empty();
   };
   // This node's blocks; those empty for longer than the grace period go back to the pool.
-  std::vector<IpNet> mine;
+  std::vector<IpPrefix> mine;
   for (auto it = claims.begin(); it != claims.end();) {
     if (it->node != me || !in_pool(*it)) {
       ++it;
@@ -221,12 +221,12 @@ absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network
   }
   // Claim the first free block. A lost race skips that block; a block whose every free-looking
   // address turns out held (records of nodes without blocks) is given back.
-  std::set<IpNet> skip;
+  std::set<IpPrefix> skip;
   for (const BlockClaim& c : claims) {
     if (c.cidr.family() != 0) skip.insert(c.cidr);
   }
   for (int attempt = 0; attempt < 16; ++attempt) {
-    std::optional<IpNet> free = FirstFreeBlock(pool, size, skip, taken);
+    std::optional<IpPrefix> free = FirstFreeBlock(pool, size, skip, taken);
     if (!free.has_value()) break;
     skip.insert(*free);
     ASSIGN_OR_RETURN(std::optional<BlockClaim> claim, store->ClaimBlock(network, *free));

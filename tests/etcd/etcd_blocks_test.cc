@@ -263,7 +263,7 @@ class KillEtcdAfterClaim : public EtcdStore {
   KillEtcdAfterClaim(EtcdClient* client, const std::string& lock_dir, EtcdCluster* etcd)
       : EtcdStore(client, kPrefix, "a", "gpu1-net11", lock_dir, 16, 300), etcd_(etcd) {}
   absl::StatusOr<std::optional<BlockClaim>> ClaimBlock(const std::string& pool,
-                                                       const IpNet& cidr) override {
+                                                       const IpPrefix& cidr) override {
     auto claim = EtcdStore::ClaimBlock(pool, cidr);
     etcd_->Kill(0);
     return claim;
