@@ -139,8 +139,8 @@ std::string CniArg(const IpamArgs& args, const char* key) {
 IpConfig MakeIpConfig(const Pool& pool, const IpAddr& ip) {
   const AddrRange* r = pool.RangeOf(ip);
   IpConfig out;
-  out.address = IpPrefix(ip, r->subnet.length()).ToString();
-  if (r->gateway.valid()) out.gateway = r->gateway.ToString();
+  out.address = IpPrefix(ip, r->subnet.length());
+  if (r->gateway.valid()) out.gateway = r->gateway;
   return out;
 }
 
@@ -542,14 +542,14 @@ absl::Status Allocator::Check(const IpamArgs& args, const IpamConfig& conf,
   for (const Reservation& r : held) held_ips.insert(r.ip);
   std::set<std::string> prev_ips;
   for (const IpConfig& c : prev.ips) {
-    auto ip = IpAddr::Parse(c.address.substr(0, c.address.find('/')));
-    if (!ip.ok() || PoolOf(conf, *ip) < 0) continue;
-    prev_ips.insert(ip->ToString());
-    if (held_ips.count(ip->ToString()) == 0) {
+    const IpAddr& ip = c.address.addr();
+    if (PoolOf(conf, ip) < 0) continue;
+    prev_ips.insert(ip.ToString());
+    if (held_ips.count(ip.ToString()) == 0) {
       return CniError(kInvalidNetworkConfig,
                       fmt::format("ipam CHECK: network {}: prevResult lists {} but {} does not "
                                   "hold it",
-                                  args.network_name, c.address, Owner(args)));
+                                  args.network_name, c.address.ToString(), Owner(args)));
     }
   }
   for (const std::string& ip : held_ips) {

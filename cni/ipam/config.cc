@@ -81,17 +81,19 @@ absl::Status ParseRoutes(const json& obj, const std::string& where, std::vector<
   for (const json& r : *it) {
     if (!r.is_object()) return Bad(where + "every route must be an object {dst, gw}");
     Route route;
-    ASSIGN_OR_RETURN(route.dst, OptString(r, "dst", where + "route "));
-    if (route.dst.empty()) return Bad(where + "route \"dst\" is missing");
-    auto dst = IpPrefix::ParseNetwork(route.dst, /*strict=*/false);
-    if (!dst.ok()) return Bad(fmt::format("{}route dst: {}", where, dst.status().message()));
-    ASSIGN_OR_RETURN(route.gw, OptString(r, "gw", where + "route "));
-    if (!route.gw.empty()) {
-      ASSIGN_OR_RETURN(IpAddr gw, ParseAddr(route.gw, where + "route gw"));
-      if (gw.family() != dst->family()) {
-        return Bad(
-            fmt::format("{}route {} via {} mixes IPv4 and IPv6", where, route.dst, route.gw));
+    ASSIGN_OR_RETURN(std::string dst, OptString(r, "dst", where + "route "));
+    if (dst.empty()) return Bad(where + "route \"dst\" is missing");
+    // Kept as written (host bits included) for the result; the plugin masks it for the kernel.
+    auto parsed = IpPrefix::Parse(dst);
+    if (!parsed.ok()) return Bad(fmt::format("{}route dst: {}", where, parsed.status().message()));
+    route.dst = *parsed;
+    ASSIGN_OR_RETURN(std::string gw_text, OptString(r, "gw", where + "route "));
+    if (!gw_text.empty()) {
+      ASSIGN_OR_RETURN(IpAddr gw, ParseAddr(gw_text, where + "route gw"));
+      if (gw.family() != route.dst.family()) {
+        return Bad(fmt::format("{}route {} via {} mixes IPv4 and IPv6", where, dst, gw_text));
       }
+      route.gw = gw;
     }
     out->push_back(std::move(route));
   }

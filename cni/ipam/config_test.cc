@@ -35,7 +35,9 @@ TEST(ParseIpamConfigTest, PoolFormWithRangesAndSingles) {
   EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.15")));
   EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.201")));
   EXPECT_TRUE(pool.Allocatable(Ip("172.16.11.210")));
-  EXPECT_EQ(conf.routes, (std::vector<Route>{Route{"10.0.0.0/8", "172.16.11.254"}}));
+  ASSERT_EQ(conf.routes.size(), 1u);
+  EXPECT_EQ(conf.routes[0].dst.ToString(), "10.0.0.0/8");
+  EXPECT_EQ(conf.routes[0].gw, Ip("172.16.11.254"));
   EXPECT_EQ(conf.data_dir, "/var/lib/cni/networks");
   EXPECT_EQ(conf.lock_timeout, std::chrono::milliseconds(10000));
 }

@@ -262,11 +262,10 @@ absl::StatusOr<NetNs> OpenPodNetNs(const std::string& path) {
   return ns;
 }
 
-// Gateway for `ip`'s family among the IPAM ips.
-std::optional<IpAddr> GatewayFor(const std::vector<std::pair<IpPrefix, std::optional<IpAddr>>>& ips,
-                                 int family) {
-  for (const auto& [ip, gw] : ips) {
-    if (ip.family() == family && gw) return gw;
+// Gateway for `family` among the IPAM ips.
+std::optional<IpAddr> GatewayFor(const std::vector<IpConfig>& ips, int family) {
+  for (const IpConfig& c : ips) {
+    if (c.address.family() == family && c.gateway) return c.gateway;
   }
   return std::nullopt;
 }
@@ -280,19 +279,11 @@ struct RoutingPlan {
 absl::StatusOr<RoutingPlan> PlanRouting(const Context& ctx, const Result& result, int ifindex,
                                         std::optional<uint32_t> table) {
   RoutingPlan plan;
-  std::vector<std::pair<IpPrefix, std::optional<IpAddr>>> ips;
-  for (const IpConfig& c : result.ips) {
-    ASSIGN_OR_RETURN(IpPrefix ip, IpPrefix::Parse(c.address));
-    std::optional<IpAddr> gw;
-    if (!c.gateway.empty()) {
-      ASSIGN_OR_RETURN(IpAddr g, IpAddr::Parse(c.gateway));
-      gw = g;
-    }
-    ips.emplace_back(ip, gw);
-  }
   std::set<int> families_with_default;
   if (table) {
-    for (const auto& [ip, gw] : ips) {
+    for (const IpConfig& c : result.ips) {
+      const IpPrefix& ip = c.address;
+      const std::optional<IpAddr>& gw = c.gateway;
       net::Route connected;
       connected.dst = ip.Masked();
       connected.ifindex = ifindex;
@@ -317,15 +308,8 @@ absl::StatusOr<RoutingPlan> PlanRouting(const Context& ctx, const Result& result
     }
   }
   for (const Route& r : result.routes) {
-    ASSIGN_OR_RETURN(IpPrefix dst, IpPrefix::Parse(r.dst));
-    dst = dst.Masked();
-    std::optional<IpAddr> gw;
-    if (!r.gw.empty()) {
-      ASSIGN_OR_RETURN(IpAddr g, IpAddr::Parse(r.gw));
-      gw = g;
-    } else {
-      gw = GatewayFor(ips, dst.family());
-    }
+    const IpPrefix dst = r.dst.Masked();
+    const std::optional<IpAddr> gw = r.gw ? r.gw : GatewayFor(result.ips, dst.family());
     net::Route route;
     route.dst = dst;
     route.gateway = gw;
@@ -429,27 +413,16 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     return AnnotateCni(s, fmt::format("interface {}: rename from {}", req.ifname, temp));
   }
   RDMASHARE_FAILPOINT("macvlan.add.after_rename");
-  std::vector<std::pair<IpPrefix, std::optional<IpAddr>>> ips;
-  for (const IpConfig& c : result.ips) {
-    auto ip = IpPrefix::Parse(c.address);
-    if (!ip.ok())
-      return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(ip.status().message()));
-    std::optional<IpAddr> gw;
-    if (!c.gateway.empty()) {
-      auto g = IpAddr::Parse(c.gateway);
-      if (!g.ok())
-        return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(g.status().message()));
-      gw = *g;
-    }
-    ips.emplace_back(*ip, gw);
-  }
+  // Typed by IPAM (in-process) or by ParseResult (a delegated plugin's output): nothing to parse.
+  const std::vector<IpConfig>& ips = result.ips;
   // Without any probe there is nothing to wait for on an address-less link: the addresses go on
   // first and the kernel announces them itself when the link comes up (arp_notify=1), which
   // saves an AF_PACKET socket (its close waits for an RCU grace period).
   bool probing = false;
-  for (const auto& [ip, gw] : ips) {
-    if (ip.addr().is_v4() && (DetectConflict(ctx.config, gw.has_value()) ||
-                              (gw && gw->is_v4() && DetectGateway(ctx.config, true)))) {
+  for (const IpConfig& c : ips) {
+    if (c.address.addr().is_v4() &&
+        (DetectConflict(ctx.config, c.gateway.has_value()) ||
+         (c.gateway && c.gateway->is_v4() && DetectGateway(ctx.config, true)))) {
       probing = true;
     }
   }
@@ -469,8 +442,8 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     }
   }
   if (!probing) {
-    for (const auto& [ip, gw] : ips) {
-      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+    for (const IpConfig& c : ips) {
+      if (auto s = pod.AddAddress(ifindex, c.address); !s.ok()) {
         return AnnotateCni(s, "interface " + req.ifname);
       }
     }
@@ -490,7 +463,9 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
     const auto gateway_budget = std::chrono::milliseconds(ctx.config.gateway_timeout_ms);
-    for (const auto& [ip, gw] : ips) {
+    for (const IpConfig& c : ips) {
+      const IpPrefix& ip = c.address;
+      const std::optional<IpAddr>& gw = c.gateway;
       if (!ip.addr().is_v4()) continue;
       const bool conflict = DetectConflict(ctx.config, gw.has_value());
       const bool gateway = gw && gw->is_v4() && DetectGateway(ctx.config, true);
@@ -527,14 +502,15 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     }
   }
   if (probing) {
-    for (const auto& [ip, gw] : ips) {
-      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+    for (const IpConfig& c : ips) {
+      if (auto s = pod.AddAddress(ifindex, c.address); !s.ok()) {
         return AnnotateCni(s, "interface " + req.ifname);
       }
     }
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
-    for (const auto& [ip, gw] : ips) {
+    for (const IpConfig& c : ips) {
+      const IpPrefix& ip = c.address;
       if (!ip.addr().is_v4() ||
           std::count(announced.begin(), announced.end(), ip.addr().ToString()) > 0) {
         continue;
@@ -570,7 +546,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   undo.Commit();
   spdlog::info("ADD container={} ifname={} master={} table={} ips={}", req.container_id, req.ifname,
                master.link.name, table ? std::to_string(*table) : "none",
-               result.ips.front().address);
+               result.ips.front().address.ToString());
   return EncodeResult(result, ctx.conf.cni_version);
 }
 
@@ -749,7 +725,7 @@ absl::StatusOr<std::string> Check(const CniRequest& req, const HostPaths& paths)
   Result mine;
   for (const IpConfig& c : prev.ips) {
     if (c.interface && *c.interface != *prev_index) continue;
-    ASSIGN_OR_RETURN(IpPrefix want, IpPrefix::Parse(c.address));
+    const IpPrefix& want = c.address;
     if (std::find(have.begin(), have.end(), want) == have.end()) {
       return CheckFailed(fmt::format("interface {} lacks address {}", req.ifname, want.ToString()));
     }
