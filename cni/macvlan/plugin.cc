@@ -18,6 +18,7 @@
 
 #include "cni/ipam/ipam.h"
 #include "cni/macvlan/config.h"
+#include "cni/macvlan/routing_plan.h"
 #include "cni/net/arp.h"
 #include "cni/net/netlink.h"
 #include "cni/net/netns.h"
@@ -262,77 +263,6 @@ absl::StatusOr<NetNs> OpenPodNetNs(const std::string& path) {
   return ns;
 }
 
-// Gateway for `family` among the IPAM ips.
-std::optional<IpAddr> GatewayFor(const std::vector<IpConfig>& ips, int family) {
-  for (const IpConfig& c : ips) {
-    if (c.address.family() == family && c.gateway) return c.gateway;
-  }
-  return std::nullopt;
-}
-
-// The routing state ADD installs for one pod interface (also what CHECK expects).
-struct RoutingPlan {
-  std::vector<net::Route> routes;
-  std::vector<net::Rule> rules;
-};
-
-absl::StatusOr<RoutingPlan> PlanRouting(const Context& ctx, const Result& result, int ifindex,
-                                        std::optional<uint32_t> table) {
-  RoutingPlan plan;
-  std::set<int> families_with_default;
-  if (table) {
-    for (const IpConfig& c : result.ips) {
-      const IpPrefix& ip = c.address;
-      const std::optional<IpAddr>& gw = c.gateway;
-      net::Route connected;
-      connected.dst = ip.Masked();
-      connected.ifindex = ifindex;
-      connected.table = *table;
-      connected.scope = RT_SCOPE_LINK;
-      connected.pref_src = ip.addr();
-      plan.routes.push_back(connected);
-      if (gw && families_with_default.insert(ip.family()).second) {
-        net::Route def;
-        def.dst = IpPrefix::Default(ip.family());
-        def.gateway = gw;
-        def.ifindex = ifindex;
-        def.table = *table;
-        plan.routes.push_back(def);
-      }
-      net::Rule rule;
-      rule.family = ip.addr().af();
-      rule.src = IpPrefix::Host(ip.addr());
-      rule.table = *table;
-      rule.priority = ctx.config.rule_priority;
-      plan.rules.push_back(rule);
-    }
-  }
-  for (const Route& r : result.routes) {
-    const IpPrefix dst = r.dst.Masked();
-    const std::optional<IpAddr> gw = r.gw ? r.gw : GatewayFor(result.ips, dst.family());
-    net::Route route;
-    route.dst = dst;
-    route.gateway = gw;
-    route.ifindex = ifindex;
-    route.scope = gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
-    route.mtu = static_cast<uint32_t>(r.mtu);
-    route.metric = static_cast<uint32_t>(r.priority);
-    if (table) {
-      // The default route of the policy table is already there (the IPAM gateway).
-      if (!(dst.IsDefault() && families_with_default.count(dst.family()) != 0)) {
-        net::Route in_table = route;
-        in_table.table = *table;
-        plan.routes.push_back(in_table);
-      }
-      // The main table keeps the pod's own default route (cluster traffic stays on eth0).
-      if (!dst.IsDefault()) plan.routes.push_back(route);
-    } else {
-      plan.routes.push_back(route);
-    }
-  }
-  return plan;
-}
-
 bool DetectGateway(const MacvlanConfig& c, bool has_gateway) {
   return c.detect_gateway.value_or(has_gateway) && has_gateway;
 }
@@ -345,11 +275,7 @@ bool DetectConflict(const MacvlanConfig& c, bool has_gateway) {
 absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
   RETURN_IF_ERROR(RequireIpam(ctx));
-  std::optional<uint32_t> table;
-  if (ctx.config.policy_routing) {
-    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
-    table = t;
-  }
+  ASSIGN_OR_RETURN(std::optional<uint32_t> table, PolicyTable(ctx.config, req.ifname));
   ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
   RETURN_IF_ERROR(RefuseHostNetNs(ctx, pod_ns, paths));
   ASSIGN_OR_RETURN(ExclusiveFlock pod_lock, LockPodNetNs(pod_ns, paths));
@@ -522,7 +448,8 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     }
   }
   RDMASHARE_FAILPOINT("macvlan.add.after_addresses");
-  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, result, ifindex, table));
+  const RoutingPlan plan =
+      PlanRouting(result.ips, result.routes, ifindex, table, ctx.config.rule_priority);
   for (const net::Route& r : plan.routes) {
     if (auto s = pod.AddRoute(r); !s.ok() && !absl::IsAlreadyExists(s)) {
       return AnnotateCni(s, "interface " + req.ifname);
@@ -610,15 +537,8 @@ absl::Status CleanupPod(const Context& ctx, const NetNs& ns, DeferredWork* defer
   if (!table.ok()) return absl::OkStatus();
   auto rules = pod.ListRules(AF_UNSPEC);
   if (!rules.ok()) return AnnotateCni(rules.status(), "netns " + req.netns);
-  for (const net::Rule& r : *rules) {
-    // Our rules: this interface's table, from one of its addresses (or any source when the link
-    // was already gone and we cannot tell; the table is this interface's alone).
-    if (r.table != *table || !r.src) continue;
-    bool mine = addrs.empty() || addrs_unknown;
-    for (const IpPrefix& a : addrs) {
-      if (r.src->addr() == a.addr()) mine = true;
-    }
-    if (mine) (void)pod.DeleteRule(r);
+  for (const net::Rule& r : OwnRules(*rules, *table, addrs, addrs_unknown)) {
+    (void)pod.DeleteRule(r);
   }
   return absl::OkStatus();
 }
@@ -732,12 +652,9 @@ absl::StatusOr<std::string> Check(const CniRequest& req, const HostPaths& paths)
     mine.ips.push_back(c);
   }
   mine.routes = prev.routes;
-  std::optional<uint32_t> table;
-  if (ctx.config.policy_routing) {
-    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
-    table = t;
-  }
-  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, mine, link->index, table));
+  ASSIGN_OR_RETURN(std::optional<uint32_t> table, PolicyTable(ctx.config, req.ifname));
+  const RoutingPlan plan =
+      PlanRouting(mine.ips, mine.routes, link->index, table, ctx.config.rule_priority);
   ASSIGN_OR_RETURN(std::vector<net::Route> routes, pod.ListRoutes(AF_UNSPEC));
   for (const net::Route& want : plan.routes) {
     bool found = std::any_of(routes.begin(), routes.end(), [&](const net::Route& r) {
