@@ -1,7 +1,6 @@
 #include "cni/macvlan/config.h"
 
 #include <cctype>
-#include <cstdlib>
 
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"

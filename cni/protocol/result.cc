@@ -1,7 +1,6 @@
 #include "cni/protocol/result.h"
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "cni/protocol/error.h"
 #include "cni/protocol/netconf.h"
