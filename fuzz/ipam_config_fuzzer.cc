@@ -12,6 +12,7 @@
 #include "cni/ipam/ipam.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
+#include "common/ip.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {
@@ -70,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     int code = CniCode(ips.status());
     RS_FUZZ_CHECK(code == kInvalidNetworkConfig || code == kInvalidEnv);
   } else {
-    for (const ipam::IpAddr& ip : *ips) RS_FUZZ_CHECK(ip.valid());
+    for (const rdmashare::IpAddr& ip : *ips) RS_FUZZ_CHECK(ip.valid());
   }
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cni/macvlan/config.h"
+#include "cni/macvlan/routing_plan.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/netconf.h"
 #include "cni/protocol/request.h"

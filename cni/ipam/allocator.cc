@@ -139,8 +139,8 @@ std::string CniArg(const IpamArgs& args, const char* key) {
 IpConfig MakeIpConfig(const Pool& pool, const IpAddr& ip) {
   const AddrRange* r = pool.RangeOf(ip);
   IpConfig out;
-  out.address = r->subnet.Cidr(ip);
-  if (r->gateway.valid()) out.gateway = r->gateway.ToString();
+  out.address = IpPrefix(ip, r->subnet.length());
+  if (r->gateway.valid()) out.gateway = r->gateway;
   return out;
 }
 
@@ -163,7 +163,7 @@ absl::StatusOr<std::vector<Reservation>> LoadLive(IpamStore* store, const std::s
 }
 
 // True when some address of `taken` lies in `block`.
-bool AnyIn(const std::set<IpAddr>& taken, const IpNet& block) {
+bool AnyIn(const std::set<IpAddr>& taken, const IpPrefix& block) {
   auto it = taken.lower_bound(block.network());
   return it != taken.end() && block.Contains(*it);
 }
@@ -202,7 +202,7 @@ absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network
            !NarrowToBlocks(pool, {c.cidr}).ranges.empty();
   };
   // This node's blocks; those empty for longer than the grace period go back to the pool.
-  std::vector<IpNet> mine;
+  std::vector<IpPrefix> mine;
   for (auto it = claims.begin(); it != claims.end();) {
     if (it->node != me || !in_pool(*it)) {
       ++it;
@@ -234,12 +234,12 @@ absl::StatusOr<IpAddr> PickInBlocks(IpamStore* store, const std::string& network
   }
   // Claim the first free block. A lost race skips that block; a block whose every free-looking
   // address turns out held (records of nodes without blocks) is given back.
-  std::set<IpNet> skip;
+  std::set<IpPrefix> skip;
   for (const BlockClaim& c : claims) {
     if (c.cidr.family() != 0) skip.insert(c.cidr);
   }
   for (int attempt = 0; attempt < 16; ++attempt) {
-    std::optional<IpNet> free = FirstFreeBlock(pool, size, skip, taken);
+    std::optional<IpPrefix> free = FirstFreeBlock(pool, size, skip, taken);
     if (!free.has_value()) break;
     skip.insert(*free);
     ASSIGN_OR_RETURN(std::optional<BlockClaim> claim, store->ClaimBlock(network, *free));
@@ -550,14 +550,14 @@ absl::Status Allocator::Check(const IpamArgs& args, const IpamConfig& conf,
   for (const Reservation& r : held) held_ips.insert(r.ip);
   std::set<std::string> prev_ips;
   for (const IpConfig& c : prev.ips) {
-    auto ip = IpAddr::Parse(c.address.substr(0, c.address.find('/')));
-    if (!ip.ok() || PoolOf(conf, *ip) < 0) continue;
-    prev_ips.insert(ip->ToString());
-    if (held_ips.count(ip->ToString()) == 0) {
+    const IpAddr& ip = c.address.addr();
+    if (PoolOf(conf, ip) < 0) continue;
+    prev_ips.insert(ip.ToString());
+    if (held_ips.count(ip.ToString()) == 0) {
       return CniError(kInvalidNetworkConfig,
                       fmt::format("ipam CHECK: network {}: prevResult lists {} but {} does not "
                                   "hold it",
-                                  args.network_name, c.address, Owner(args)));
+                                  args.network_name, c.address.ToString(), Owner(args)));
     }
   }
   for (const std::string& ip : held_ips) {

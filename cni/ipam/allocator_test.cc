@@ -15,6 +15,19 @@
 namespace rdmashare::cni::ipam {
 namespace {
 
+// An IPAM result address with its gateway.
+IpConfig Ipc(const std::string& cidr, const std::string& gw) {
+  return IpConfig{*IpPrefix::Parse(cidr), *IpAddr::Parse(gw), std::nullopt};
+}
+
+// A route with its next hop.
+Route Rt(const std::string& dst, const std::string& gw) {
+  Route r;
+  r.dst = *IpPrefix::Parse(dst);
+  r.gw = *IpAddr::Parse(gw);
+  return r;
+}
+
 using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -44,7 +57,7 @@ class AllocatorTest : public ::testing::Test {
     auto r = alloc_.Add(args, conf);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok() || r->ips.empty()) return "";
-    return r->ips[0].address;
+    return r->ips[0].address.ToString();
   }
 
   FakeStore store_;
@@ -68,8 +81,8 @@ TEST_F(AllocatorTest, ResultCarriesGatewayRoutesAndNoInterface) {
           "routes":[{"dst":"10.0.0.0/8","gw":"172.16.11.254"}]})");
   ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("a"), conf));
   ASSERT_EQ(r.ips.size(), 1u);
-  EXPECT_EQ(r.ips[0], (IpConfig{"172.16.11.10/24", "172.16.11.254", std::nullopt}));
-  EXPECT_THAT(r.routes, ElementsAre(Route{"10.0.0.0/8", "172.16.11.254"}));
+  EXPECT_EQ(r.ips[0], Ipc("172.16.11.10/24", "172.16.11.254"));
+  EXPECT_THAT(r.routes, ElementsAre(Rt("10.0.0.0/8", "172.16.11.254")));
   EXPECT_TRUE(r.interfaces.empty());
 }
 
@@ -168,8 +181,8 @@ TEST_F(AllocatorTest, DualStackPoolsGiveOneAddressEach) {
     {"subnet":"fd00:11::/64","ips":["fd00:11::10-fd00:11::20"],"gateway":"fd00:11::1"}]})");
   ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("a"), conf));
   ASSERT_EQ(r.ips.size(), 2u);
-  EXPECT_EQ(r.ips[0], (IpConfig{"172.16.11.10/24", "172.16.11.254", std::nullopt}));
-  EXPECT_EQ(r.ips[1], (IpConfig{"fd00:11::10/64", "fd00:11::1", std::nullopt}));
+  EXPECT_EQ(r.ips[0], Ipc("172.16.11.10/24", "172.16.11.254"));
+  EXPECT_EQ(r.ips[1], Ipc("fd00:11::10/64", "fd00:11::1"));
 }
 
 TEST_F(AllocatorTest, FailureInSecondPoolReleasesFirstPoolReservation) {
@@ -347,7 +360,7 @@ TEST_F(AllocatorTest, CheckComparesHeldAddressesWithPrevResult) {
   ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("a"), conf));
   EXPECT_OK(alloc_.Check(Args("a"), conf, r));
   Result wrong = r;
-  wrong.ips[0].address = "172.16.11.3/24";
+  wrong.ips[0].address = *IpPrefix::Parse("172.16.11.3/24");
   absl::Status st = alloc_.Check(Args("a"), conf, wrong);
   EXPECT_EQ(CniCode(st), kInvalidNetworkConfig);
   EXPECT_THAT(std::string(st.message()), HasSubstr("prevResult lists 172.16.11.3/24"));
@@ -384,7 +397,7 @@ TEST(AllocatorConcurrencyTest, SixtyFourThreadsGetDistinctAddressesFromLocalStor
   for (int i = 0; i < 64; ++i) {
     threads.emplace_back([&, i] {
       auto r = alloc.Add(Args("ctr" + std::to_string(i)), conf);
-      if (r.ok()) got[i] = r->ips[0].address;
+      if (r.ok()) got[i] = r->ips[0].address.ToString();
     });
   }
   for (auto& t : threads) t.join();

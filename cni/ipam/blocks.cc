@@ -14,17 +14,17 @@ int BlockPrefix(int family, uint64_t block_size) {
   return std::max(0, bits - host_bits);
 }
 
-IpNet BlockOf(const IpAddr& ip, uint64_t block_size) {
-  return IpNet::Containing(ip, BlockPrefix(ip.family(), block_size));
+IpPrefix BlockOf(const IpAddr& ip, uint64_t block_size) {
+  return IpPrefix::Containing(ip, BlockPrefix(ip.family(), block_size));
 }
 
-Pool NarrowToBlocks(const Pool& pool, const std::vector<IpNet>& blocks) {
-  std::vector<IpNet> sorted = blocks;
+Pool NarrowToBlocks(const Pool& pool, const std::vector<IpPrefix>& blocks) {
+  std::vector<IpPrefix> sorted = blocks;
   std::sort(sorted.begin(), sorted.end());
   Pool out;
   out.excludes = pool.excludes;
   for (const AddrRange& r : pool.ranges) {
-    for (const IpNet& b : sorted) {
+    for (const IpPrefix& b : sorted) {
       if (b.family() != r.subnet.family()) continue;
       IpAddr start = std::max(r.start, b.network());
       IpAddr end = std::min(r.end, b.Last());
@@ -38,12 +38,12 @@ Pool NarrowToBlocks(const Pool& pool, const std::vector<IpNet>& blocks) {
   return out;
 }
 
-std::optional<IpNet> FirstFreeBlock(const Pool& pool, uint64_t block_size,
-                                    const std::set<IpNet>& skip, const std::set<IpAddr>& taken,
-                                    uint64_t max_visits) {
+std::optional<IpPrefix> FirstFreeBlock(const Pool& pool, uint64_t block_size,
+                                       const std::set<IpPrefix>& skip,
+                                       const std::set<IpAddr>& taken, uint64_t max_visits) {
   uint64_t visits = 0;
   for (const AddrRange& r : pool.ranges) {
-    IpNet b = BlockOf(r.start, block_size);
+    IpPrefix b = BlockOf(r.start, block_size);
     for (;;) {
       if (++visits > max_visits) return std::nullopt;
       if (skip.count(b) == 0) {
@@ -61,18 +61,18 @@ std::optional<IpNet> FirstFreeBlock(const Pool& pool, uint64_t block_size,
   return std::nullopt;
 }
 
-std::string BlockKeySegment(const IpNet& block) {
-  return fmt::format("{}_{}", block.network().ToString(), block.prefix());
+std::string BlockKeySegment(const IpPrefix& block) {
+  return fmt::format("{}_{}", block.network().ToString(), block.length());
 }
 
-absl::StatusOr<IpNet> ParseBlockKeySegment(const std::string& segment) {
+absl::StatusOr<IpPrefix> ParseBlockKeySegment(const std::string& segment) {
   size_t sep = segment.rfind('_');
   if (sep == std::string::npos) {
     return absl::InvalidArgumentError(fmt::format("'{}' is not a block (addr_prefix)", segment));
   }
   std::string cidr = segment;
   cidr[sep] = '/';
-  auto net = IpNet::Parse(cidr, /*strict=*/true);
+  auto net = IpPrefix::ParseNetwork(cidr, /*strict=*/true);
   if (!net.ok()) {
     return absl::InvalidArgumentError(
         fmt::format("'{}' is not a block: {}", segment, std::string(net.status().message())));
@@ -85,7 +85,7 @@ absl::StatusOr<std::vector<BlockClaim>> IpamStore::ListBlocks(const std::string&
   return absl::UnimplementedError(fmt::format("store of {} has no blocks", network));
 }
 absl::StatusOr<std::optional<BlockClaim>> IpamStore::ClaimBlock(const std::string& network,
-                                                                const IpNet&) {
+                                                                const IpPrefix&) {
   return absl::UnimplementedError(fmt::format("store of {} has no blocks", network));
 }
 absl::StatusOr<bool> IpamStore::MarkBlock(const std::string& network, BlockClaim&, int64_t) {

@@ -10,7 +10,7 @@ namespace rdmashare::cni::ipam {
 namespace {
 
 IpAddr A(const std::string& s) { return *IpAddr::Parse(s); }
-IpNet N(const std::string& s) { return *IpNet::Parse(s); }
+IpPrefix N(const std::string& s) { return *IpPrefix::ParseNetwork(s); }
 
 Pool PoolOf(const std::string& ipam) {
   auto conf = ParseIpamConfig(nlohmann::json::parse(ipam));
@@ -26,8 +26,8 @@ TEST(BlocksTest, PrefixAndAlignment) {
   EXPECT_EQ(BlockOf(A("10.40.0.17"), 16), N("10.40.0.16/28"));
   EXPECT_EQ(BlockOf(A("10.40.0.15"), 16), N("10.40.0.0/28"));
   EXPECT_EQ(BlockOf(A("fd00::1f"), 16), N("fd00::10/124"));
-  EXPECT_EQ(IpNet::Containing(A("10.1.2.3"), 0), N("0.0.0.0/0"));
-  EXPECT_EQ(IpNet::Containing(A("10.1.2.3"), 40), N("10.1.2.3/32"));  // clamped
+  EXPECT_EQ(IpPrefix::Containing(A("10.1.2.3"), 0), N("0.0.0.0/0"));
+  EXPECT_EQ(IpPrefix::Containing(A("10.1.2.3"), 40), N("10.1.2.3/32"));  // clamped
 }
 
 TEST(BlocksTest, NarrowKeepsSubnetGatewayAndOrder) {
@@ -67,11 +67,11 @@ TEST(BlocksTest, FirstFreeBlockSkipsClaimedAndFullBlocks) {
 
 TEST(BlocksTest, FirstFreeBlockOfAHugeIpv6PoolIsFoundEarlyAndBounded) {
   Pool pool = PoolOf(R"({"subnet":"fd00::/64"})");
-  std::set<IpNet> claimed;
+  std::set<IpPrefix> claimed;
   for (int i = 0; i < 4; ++i) claimed.insert(BlockOf(A("fd00::" + std::to_string(i * 10)), 16));
   auto b = FirstFreeBlock(pool, 16, claimed, {});
   ASSERT_TRUE(b.has_value());
-  EXPECT_EQ(b->prefix(), 124);
+  EXPECT_EQ(b->length(), 124);
   EXPECT_EQ(claimed.count(*b), 0u);
   // The visit budget ends the search instead of walking 2^60 blocks.
   EXPECT_EQ(FirstFreeBlock(pool, 16, claimed, {}, /*max_visits=*/2), std::nullopt);

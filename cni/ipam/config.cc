@@ -30,18 +30,20 @@ absl::StatusOr<IpAddr> ParseAddr(const std::string& text, const std::string& wha
   return *ip;
 }
 
-absl::StatusOr<IpNet> ParseSubnet(const std::string& text, const std::string& what) {
-  auto net = IpNet::Parse(text, /*strict=*/true);
+absl::StatusOr<IpPrefix> ParseSubnet(const std::string& text, const std::string& what) {
+  auto net = IpPrefix::ParseNetwork(text, /*strict=*/true);
   if (!net.ok()) return Bad(fmt::format("{}: {}", what, net.status().message()));
-  if (net->prefix() > net->network().bits() - 2) {
+  if (net->length() > net->network().bits() - 2) {
     return Bad(fmt::format("{} {} is too small to allocate from", what, text));
   }
   return *net;
 }
 
 // First and last allocatable address of a subnet when no explicit range is given.
-IpAddr DefaultStart(const IpNet& net) { return net.network().Next(); }
-IpAddr DefaultEnd(const IpNet& net) { return net.family() == 4 ? net.Last().Prev() : net.Last(); }
+IpAddr DefaultStart(const IpPrefix& net) { return net.network().Next(); }
+IpAddr DefaultEnd(const IpPrefix& net) {
+  return net.family() == 4 ? net.Last().Prev() : net.Last();
+}
 
 absl::StatusOr<std::pair<IpAddr, IpAddr>> ParseInterval(const std::string& text,
                                                         const std::string& what) {
@@ -79,17 +81,19 @@ absl::Status ParseRoutes(const json& obj, const std::string& where, std::vector<
   for (const json& r : *it) {
     if (!r.is_object()) return Bad(where + "every route must be an object {dst, gw}");
     Route route;
-    ASSIGN_OR_RETURN(route.dst, OptString(r, "dst", where + "route "));
-    if (route.dst.empty()) return Bad(where + "route \"dst\" is missing");
-    auto dst = IpNet::Parse(route.dst, /*strict=*/false);
-    if (!dst.ok()) return Bad(fmt::format("{}route dst: {}", where, dst.status().message()));
-    ASSIGN_OR_RETURN(route.gw, OptString(r, "gw", where + "route "));
-    if (!route.gw.empty()) {
-      ASSIGN_OR_RETURN(IpAddr gw, ParseAddr(route.gw, where + "route gw"));
-      if (gw.family() != dst->family()) {
-        return Bad(
-            fmt::format("{}route {} via {} mixes IPv4 and IPv6", where, route.dst, route.gw));
+    ASSIGN_OR_RETURN(std::string dst, OptString(r, "dst", where + "route "));
+    if (dst.empty()) return Bad(where + "route \"dst\" is missing");
+    // Kept as written (host bits included) for the result; the plugin masks it for the kernel.
+    auto parsed = IpPrefix::Parse(dst);
+    if (!parsed.ok()) return Bad(fmt::format("{}route dst: {}", where, parsed.status().message()));
+    route.dst = *parsed;
+    ASSIGN_OR_RETURN(std::string gw_text, OptString(r, "gw", where + "route "));
+    if (!gw_text.empty()) {
+      ASSIGN_OR_RETURN(IpAddr gw, ParseAddr(gw_text, where + "route gw"));
+      if (gw.family() != route.dst.family()) {
+        return Bad(fmt::format("{}route {} via {} mixes IPv4 and IPv6", where, dst, gw_text));
       }
+      route.gw = gw;
     }
     out->push_back(std::move(route));
   }
@@ -142,7 +146,7 @@ absl::StatusOr<Pool> ParsePoolObject(const json& obj, const std::string& where,
   if (!obj.is_object()) return Bad(where + "must be an object {subnet, ips, ...}");
   ASSIGN_OR_RETURN(std::string subnet_text, OptString(obj, "subnet", where));
   if (subnet_text.empty()) return Bad(where + "\"subnet\" is missing");
-  ASSIGN_OR_RETURN(IpNet subnet, ParseSubnet(subnet_text, where + "subnet"));
+  ASSIGN_OR_RETURN(IpPrefix subnet, ParseSubnet(subnet_text, where + "subnet"));
   IpAddr gateway;
   ASSIGN_OR_RETURN(std::string gateway_text, OptString(obj, "gateway", where));
   if (!gateway_text.empty()) {

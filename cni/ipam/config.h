@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "cni/ipam/etcd_client.h"
-#include "cni/ipam/ip.h"
 #include "cni/protocol/result.h"
+#include "common/ip.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni::ipam {
@@ -25,7 +25,7 @@ inline constexpr long long kMaxMaxResponseBytes = 1ll << 30;
 
 // A contiguous run of candidate addresses inside one subnet.
 struct AddrRange {
-  IpNet subnet;
+  IpPrefix subnet;
   IpAddr start;  // inclusive
   IpAddr end;    // inclusive
   // Gateway of the subnet (never allocated); invalid = none.

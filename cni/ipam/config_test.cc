@@ -18,34 +18,6 @@ using ::testing::HasSubstr;
 
 IpAddr Ip(const std::string& s) { return *IpAddr::Parse(s); }
 
-TEST(IpTest, ParsesAndFormatsBothFamilies) {
-  EXPECT_EQ(Ip("172.16.11.10").ToString(), "172.16.11.10");
-  EXPECT_EQ(Ip("FD00:0:0::0A").ToString(), "fd00::a");
-  EXPECT_EQ(Ip("10.0.0.255").Next().ToString(), "10.0.1.0");
-  EXPECT_EQ(Ip("fd00::ffff").Next().ToString(), "fd00::1:0");
-  EXPECT_FALSE(IpAddr::Parse("10.0.0.256").ok());
-  EXPECT_FALSE(IpAddr::Parse("10.0.0.1/24").ok());
-}
-
-TEST(IpNetTest, StrictParseRejectsHostBits) {
-  auto net = IpNet::Parse("172.16.11.5/24");
-  ASSERT_FALSE(net.ok());
-  EXPECT_THAT(std::string(net.status().message()), HasSubstr("did you mean 172.16.11.0/24"));
-  ASSERT_OK_AND_ASSIGN(IpNet loose, IpNet::Parse("172.16.11.5/24", false));
-  EXPECT_EQ(loose.ToString(), "172.16.11.0/24");
-  EXPECT_EQ(loose.Last().ToString(), "172.16.11.255");
-  EXPECT_TRUE(loose.Contains(Ip("172.16.11.200")));
-  EXPECT_FALSE(loose.Contains(Ip("172.16.12.1")));
-  EXPECT_FALSE(loose.Contains(Ip("fd00::1")));
-}
-
-TEST(IpNetTest, RejectsBadPrefixes) {
-  for (const char* s :
-       {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/x", "10.0.0.0", "fd00::/129"}) {
-    EXPECT_FALSE(IpNet::Parse(s).ok()) << s;
-  }
-}
-
 TEST(ParseIpamConfigTest, PoolFormWithRangesAndSingles) {
   ASSERT_OK_AND_ASSIGN(IpamConfig conf, ParseIpamConfig(json::parse(R"({
     "type":"rdmashare-ipam","subnet":"172.16.11.0/24",
@@ -63,7 +35,9 @@ TEST(ParseIpamConfigTest, PoolFormWithRangesAndSingles) {
   EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.15")));
   EXPECT_FALSE(pool.Allocatable(Ip("172.16.11.201")));
   EXPECT_TRUE(pool.Allocatable(Ip("172.16.11.210")));
-  EXPECT_EQ(conf.routes, (std::vector<Route>{Route{"10.0.0.0/8", "172.16.11.254"}}));
+  ASSERT_EQ(conf.routes.size(), 1u);
+  EXPECT_EQ(conf.routes[0].dst.ToString(), "10.0.0.0/8");
+  EXPECT_EQ(conf.routes[0].gw, Ip("172.16.11.254"));
   EXPECT_EQ(conf.data_dir, "/var/lib/cni/networks");
   EXPECT_EQ(conf.lock_timeout, std::chrono::milliseconds(10000));
 }

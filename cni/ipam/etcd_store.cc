@@ -1,8 +1,8 @@
 #include "cni/ipam/etcd_store.h"
 
 #include "cni/ipam/blocks.h"
-#include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
+#include "common/ip.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
@@ -384,7 +384,7 @@ absl::StatusOr<std::vector<BlockClaim>> EtcdStore::ListBlocks(const std::string&
 }
 
 absl::StatusOr<std::optional<BlockClaim>> EtcdStore::ClaimBlock(const std::string& pool,
-                                                                const IpNet& cidr) {
+                                                                const IpPrefix& cidr) {
   std::string key = BlocksPrefix(pool) + BlockKeySegment(cidr);
   ASSIGN_OR_RETURN(std::optional<int64_t> rev,
                    client_->CreateIfAbsent(key, EncodeBlockClaim(node_, 0)));

@@ -78,7 +78,7 @@ class EtcdStore : public IpamStore {
   std::string NodeName() const override { return node_; }
   absl::StatusOr<std::vector<BlockClaim>> ListBlocks(const std::string& pool) override;
   absl::StatusOr<std::optional<BlockClaim>> ClaimBlock(const std::string& pool,
-                                                       const IpNet& cidr) override;
+                                                       const IpPrefix& cidr) override;
   absl::StatusOr<bool> MarkBlock(const std::string& pool, BlockClaim& claim,
                                  int64_t empty_since) override;
   absl::StatusOr<bool> ReleaseBlock(const std::string& pool, const BlockClaim& claim) override;

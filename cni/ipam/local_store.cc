@@ -12,12 +12,12 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
-#include "cni/ipam/ip.h"
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/flock.h"
+#include "common/ip.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"

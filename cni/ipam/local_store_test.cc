@@ -117,7 +117,7 @@ TEST_F(LocalStoreTest, HonoursExistingHostLocalLeases) {
   WriteTestFile(Net("172.16.11.2"), "legacyctr");  // pre-ifname host-local format
   WriteTestFile(Net("last_reserved_ip.0"), "172.16.11.2");
   ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("ours"), Conf(kPool)));
-  EXPECT_EQ(r.ips[0].address, "172.16.11.3/24");
+  EXPECT_EQ(r.ips[0].address.ToString(), "172.16.11.3/24");
   // A DEL for the legacy owner releases its record whatever the ifname (host-local semantics).
   ASSERT_OK(alloc_.Del(Args("legacyctr", "eth0"), Conf(kPool)));
   EXPECT_FALSE(PathExists(Net("172.16.11.2")));
@@ -139,12 +139,12 @@ TEST_F(LocalStoreTest, ReferenceHostLocalSeesOurReservations) {
       dir_.path());
   ASSERT_OK_AND_ASSIGN(Result theirs, DelegateAdd("host-local", req, conf));
   ASSERT_EQ(theirs.ips.size(), 1u);
-  EXPECT_NE(theirs.ips[0].address, "172.16.11.1/24");
+  EXPECT_NE(theirs.ips[0].address.ToString(), "172.16.11.1/24");
   // And we see theirs: the next two of ours avoid it.
   ASSERT_OK_AND_ASSIGN(Result a, alloc_.Add(Args("ours2"), Conf(kPool)));
   ASSERT_OK_AND_ASSIGN(Result b, alloc_.Add(Args("ours3"), Conf(kPool)));
-  EXPECT_NE(a.ips[0].address, theirs.ips[0].address);
-  EXPECT_NE(b.ips[0].address, theirs.ips[0].address);
+  EXPECT_NE(a.ips[0].address.ToString(), theirs.ips[0].address.ToString());
+  EXPECT_NE(b.ips[0].address.ToString(), theirs.ips[0].address.ToString());
   EXPECT_OK(DelegateDel("host-local", req, conf));
 }
 
@@ -156,8 +156,8 @@ TEST_F(LocalStoreTest, CorruptRecordIsReportedAndOthersUnaffected) {
   IpamConfig conf = Conf(kPool);
   ASSERT_OK_AND_ASSIGN(Result a, alloc_.Add(Args("a"), conf));
   ASSERT_OK_AND_ASSIGN(Result b, alloc_.Add(Args("b"), conf));
-  EXPECT_EQ(a.ips[0].address, "172.16.11.1/24");
-  EXPECT_EQ(b.ips[0].address, "172.16.11.3/24");
+  EXPECT_EQ(a.ips[0].address.ToString(), "172.16.11.1/24");
+  EXPECT_EQ(b.ips[0].address.ToString(), "172.16.11.3/24");
   IpamArgs c = Args("c");
   c.cni_args["IP"] = "172.16.11.2";
   auto r = alloc_.Add(c, conf);
@@ -372,7 +372,7 @@ TEST_F(HostileDataDirTest, FifoRecordIsListedAsUnreadableAndItsAddressSkipped) {
   absl::StatusOr<Result> r = absl::UnknownError("not run");
   ASSERT_TRUE(FinishesWithin([&] { r = alloc_.Add(Args("a"), Conf(kPool)); }, Fifos()));
   ASSERT_OK(r.status());
-  EXPECT_EQ(r->ips[0].address, "172.16.11.2/24");
+  EXPECT_EQ(r->ips[0].address.ToString(), "172.16.11.2/24");
   ASSERT_OK_AND_ASSIGN(auto all, store_.List("rail1"));
   ASSERT_EQ(all.size(), 2u);
   EXPECT_THAT(all[0].error, HasSubstr("is a FIFO, not a regular file"));
@@ -412,7 +412,7 @@ TEST_F(HostileDataDirTest, SymlinksAtPidBasedTempNamesNeitherBlockNorRedirectAdd
   }
   const auto before = Snapshot(outside_);
   ASSERT_OK_AND_ASSIGN(Result r, alloc_.Add(Args("a"), Conf(kPool)));
-  EXPECT_EQ(r.ips[0].address, "172.16.11.1/24");
+  EXPECT_EQ(r.ips[0].address.ToString(), "172.16.11.1/24");
   EXPECT_EQ(Snapshot(outside_), before);
 }
 

@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cni/ipam/ip.h"
+#include "common/ip.h"
 
 namespace rdmashare::cni::ipam {
 
@@ -62,7 +62,7 @@ struct Reservation {
 // blockSize). The node hands out addresses of its own blocks first; `empty_since` (Unix seconds,
 // 0 = in use) marks a block that lost its last reservation, released after a grace period.
 struct BlockClaim {
-  IpNet cidr;
+  IpPrefix cidr;
   std::string node;
   int64_t empty_since = 0;
   int64_t mod_revision = 0;
@@ -122,7 +122,7 @@ class IpamStore {
   virtual absl::StatusOr<std::vector<BlockClaim>> ListBlocks(const std::string& network);
   // Claims `cidr` for this node with one compare-and-swap; nullopt when another node has it.
   virtual absl::StatusOr<std::optional<BlockClaim>> ClaimBlock(const std::string& network,
-                                                               const IpNet& cidr);
+                                                               const IpPrefix& cidr);
   // Sets the claim's empty_since (0 = in use) if the claim is unchanged since read (updates
   // `claim`); false when it changed meanwhile.
   virtual absl::StatusOr<bool> MarkBlock(const std::string& network, BlockClaim& claim,

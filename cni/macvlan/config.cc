@@ -1,7 +1,6 @@
 #include "cni/macvlan/config.h"
 
 #include <cctype>
-#include <cstdlib>
 
 #include "cni/protocol/error.h"
 #include "cni/protocol/request.h"
@@ -146,21 +145,6 @@ absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
     return Bad(net, "ipam", "must be an object");
   }
   return c;
-}
-
-absl::StatusOr<uint32_t> ResolveRouteTable(const MacvlanConfig& config, const std::string& ifname) {
-  if (config.route_table) return *config.route_table;
-  if (ifname.size() > 3 && ifname.compare(0, 3, "net") == 0 &&
-      ifname.find_first_not_of("0123456789", 3) == std::string::npos && ifname[3] != '0' &&
-      ifname.size() <= 6) {
-    int k = std::atoi(ifname.c_str() + 3);
-    if (k >= 1 && k <= 153) return static_cast<uint32_t>(100 + k - 1);
-  }
-  return CniError(kInvalidNetworkConfig,
-                  fmt::format("interface {}: no policy routing table: set \"routeTable\" in the "
-                              "network config or name the interface net1..net153 "
-                              "(table 100 + k - 1), or set \"policyRouting\": false",
-                              ifname));
 }
 
 namespace {

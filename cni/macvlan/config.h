@@ -1,5 +1,5 @@
 // MacvlanConfig: the rdmashare-macvlan fields of a network configuration, validated, plus the
-// deterministic names the plugin derives (temporary link name, policy routing table).
+// deterministic link names the plugin derives (the policy routing table is routing_plan.h's).
 //
 // Plain value + stateless functions; thread-safe. Errors are CniError statuses with code 7
 // (kInvalidNetworkConfig) naming the field, or 4 for a bad CNI_ARGS MAC.
@@ -78,10 +78,6 @@ struct MacvlanConfig {
 absl::StatusOr<MacvlanConfig> ParseMacvlanConfig(const NetConf& conf,
                                                  const std::map<std::string, std::string>& cni_args,
                                                  const std::string& default_sysfs_root);
-
-// The policy routing table for `ifname`: the configured routeTable, else 100 + k - 1 for
-// "net<k>". Code 7 when neither applies.
-absl::StatusOr<uint32_t> ResolveRouteTable(const MacvlanConfig& config, const std::string& ifname);
 
 // The temporary link name for (container id, ifname): "rsm" + 12 hex digits of a stable hash,
 // so a DEL after a crash mid-ADD finds it. Always a valid 15-byte interface name.

@@ -138,35 +138,6 @@ TEST(MacvlanConfigTest, CniArgsMacMalformedIsInvalidEnv) {
   EXPECT_THAT(std::string(got.status().message()), HasSubstr("CNI_ARGS MAC=\"nope\""));
 }
 
-TEST(ResolveRouteTableTest, NetKMapsTo100PlusKMinus1) {
-  MacvlanConfig c;
-  std::vector<std::pair<std::string, uint32_t>> cases = {
-      {"net1", 100}, {"net2", 101}, {"net8", 107}, {"net153", 252}};
-  for (const auto& [ifname, table] : cases) {
-    ASSERT_OK_AND_ASSIGN(uint32_t got, ResolveRouteTable(c, ifname));
-    EXPECT_EQ(got, table) << ifname;
-  }
-}
-
-TEST(ResolveRouteTableTest, ConfiguredTableWins) {
-  MacvlanConfig c;
-  c.route_table = 4242;
-  ASSERT_OK_AND_ASSIGN(uint32_t got, ResolveRouteTable(c, "net3"));
-  EXPECT_EQ(got, 4242u);
-  ASSERT_OK_AND_ASSIGN(got, ResolveRouteTable(c, "eth1"));
-  EXPECT_EQ(got, 4242u);
-}
-
-TEST(ResolveRouteTableTest, OtherNamesFailClearly) {
-  MacvlanConfig c;
-  for (const std::string ifname : {"eth1", "net0", "net", "net01", "net154", "netx", "net1a"}) {
-    auto got = ResolveRouteTable(c, ifname);
-    ASSERT_FALSE(got.ok()) << ifname;
-    EXPECT_EQ(CniCode(got.status()), kInvalidNetworkConfig);
-    EXPECT_THAT(std::string(got.status().message()), HasSubstr("routeTable")) << ifname;
-  }
-}
-
 TEST(TempLinkNameTest, IsStableValidAndDistinct) {
   std::string a = TempLinkName("abc", "net1");
   EXPECT_EQ(a, TempLinkName("abc", "net1"));

@@ -18,8 +18,8 @@
 
 #include "cni/ipam/ipam.h"
 #include "cni/macvlan/config.h"
+#include "cni/macvlan/routing_plan.h"
 #include "cni/net/arp.h"
-#include "cni/net/ip.h"
 #include "cni/net/netlink.h"
 #include "cni/net/netns.h"
 #include "cni/net/rdma_info.h"
@@ -31,6 +31,7 @@
 #include "common/failpoint.h"
 #include "common/files.h"
 #include "common/flock.h"
+#include "common/ip.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -38,7 +39,6 @@
 namespace rdmashare::cni::macvlan {
 namespace {
 
-using net::IpAddress;
 using net::LinkInfo;
 using net::Netlink;
 using net::NetNs;
@@ -263,97 +263,6 @@ absl::StatusOr<NetNs> OpenPodNetNs(const std::string& path) {
   return ns;
 }
 
-// Gateway for `ip`'s family among the IPAM ips.
-std::optional<IpAddress> GatewayFor(
-    const std::vector<std::pair<IpAddress, std::optional<IpAddress>>>& ips, int family) {
-  for (const auto& [ip, gw] : ips) {
-    if (ip.family == family && gw) return gw;
-  }
-  return std::nullopt;
-}
-
-// The routing state ADD installs for one pod interface (also what CHECK expects).
-struct RoutingPlan {
-  std::vector<net::Route> routes;
-  std::vector<net::Rule> rules;
-};
-
-absl::StatusOr<RoutingPlan> PlanRouting(const Context& ctx, const Result& result, int ifindex,
-                                        std::optional<uint32_t> table) {
-  RoutingPlan plan;
-  std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
-  for (const IpConfig& c : result.ips) {
-    ASSIGN_OR_RETURN(IpAddress ip, net::ParseCidr(c.address));
-    std::optional<IpAddress> gw;
-    if (!c.gateway.empty()) {
-      ASSIGN_OR_RETURN(IpAddress g, net::ParseIp(c.gateway));
-      gw = g;
-    }
-    ips.emplace_back(ip, gw);
-  }
-  std::set<int> families_with_default;
-  if (table) {
-    for (const auto& [ip, gw] : ips) {
-      net::Route connected;
-      connected.dst = ip.Network();
-      connected.ifindex = ifindex;
-      connected.table = *table;
-      connected.scope = RT_SCOPE_LINK;
-      connected.pref_src = ip;
-      connected.pref_src->prefix_len = ip.Size() * 8;
-      plan.routes.push_back(connected);
-      if (gw && families_with_default.insert(ip.family).second) {
-        net::Route def;
-        def.dst = IpAddress{};
-        def.dst.family = ip.family;
-        def.dst.prefix_len = 0;
-        def.gateway = gw;
-        def.ifindex = ifindex;
-        def.table = *table;
-        plan.routes.push_back(def);
-      }
-      net::Rule rule;
-      rule.family = ip.family;
-      rule.src = ip;
-      rule.src->prefix_len = ip.Size() * 8;
-      rule.table = *table;
-      rule.priority = ctx.config.rule_priority;
-      plan.rules.push_back(rule);
-    }
-  }
-  for (const Route& r : result.routes) {
-    ASSIGN_OR_RETURN(IpAddress dst, net::ParseCidr(r.dst));
-    dst = dst.Network();
-    std::optional<IpAddress> gw;
-    if (!r.gw.empty()) {
-      ASSIGN_OR_RETURN(IpAddress g, net::ParseIp(r.gw));
-      gw = g;
-    } else {
-      gw = GatewayFor(ips, dst.family);
-    }
-    net::Route route;
-    route.dst = dst;
-    route.gateway = gw;
-    route.ifindex = ifindex;
-    route.scope = gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
-    route.mtu = static_cast<uint32_t>(r.mtu);
-    route.metric = static_cast<uint32_t>(r.priority);
-    if (table) {
-      // The default route of the policy table is already there (the IPAM gateway).
-      if (!(dst.IsDefaultRoute() && families_with_default.count(dst.family) != 0)) {
-        net::Route in_table = route;
-        in_table.table = *table;
-        plan.routes.push_back(in_table);
-      }
-      // The main table keeps the pod's own default route (cluster traffic stays on eth0).
-      if (!dst.IsDefaultRoute()) plan.routes.push_back(route);
-    } else {
-      plan.routes.push_back(route);
-    }
-  }
-  return plan;
-}
-
 bool DetectGateway(const MacvlanConfig& c, bool has_gateway) {
   return c.detect_gateway.value_or(has_gateway) && has_gateway;
 }
@@ -366,11 +275,7 @@ bool DetectConflict(const MacvlanConfig& c, bool has_gateway) {
 absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   ASSIGN_OR_RETURN(Context ctx, Prepare(req, paths));
   RETURN_IF_ERROR(RequireIpam(ctx));
-  std::optional<uint32_t> table;
-  if (ctx.config.policy_routing) {
-    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
-    table = t;
-  }
+  ASSIGN_OR_RETURN(std::optional<uint32_t> table, PolicyTable(ctx.config, req.ifname));
   ASSIGN_OR_RETURN(NetNs pod_ns, OpenPodNetNs(req.netns));
   RETURN_IF_ERROR(RefuseHostNetNs(ctx, pod_ns, paths));
   ASSIGN_OR_RETURN(ExclusiveFlock pod_lock, LockPodNetNs(pod_ns, paths));
@@ -434,27 +339,16 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     return AnnotateCni(s, fmt::format("interface {}: rename from {}", req.ifname, temp));
   }
   RDMASHARE_FAILPOINT("macvlan.add.after_rename");
-  std::vector<std::pair<IpAddress, std::optional<IpAddress>>> ips;
-  for (const IpConfig& c : result.ips) {
-    auto ip = net::ParseCidr(c.address);
-    if (!ip.ok())
-      return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(ip.status().message()));
-    std::optional<IpAddress> gw;
-    if (!c.gateway.empty()) {
-      auto g = net::ParseIp(c.gateway);
-      if (!g.ok())
-        return CniError(kInvalidNetworkConfig, "IPAM result: " + std::string(g.status().message()));
-      gw = *g;
-    }
-    ips.emplace_back(*ip, gw);
-  }
+  // Typed by IPAM (in-process) or by ParseResult (a delegated plugin's output): nothing to parse.
+  const std::vector<IpConfig>& ips = result.ips;
   // Without any probe there is nothing to wait for on an address-less link: the addresses go on
   // first and the kernel announces them itself when the link comes up (arp_notify=1), which
   // saves an AF_PACKET socket (its close waits for an RCU grace period).
   bool probing = false;
-  for (const auto& [ip, gw] : ips) {
-    if (ip.IsV4() && (DetectConflict(ctx.config, gw.has_value()) ||
-                      (gw && gw->IsV4() && DetectGateway(ctx.config, true)))) {
+  for (const IpConfig& c : ips) {
+    if (c.address.addr().is_v4() &&
+        (DetectConflict(ctx.config, c.gateway.has_value()) ||
+         (c.gateway && c.gateway->is_v4() && DetectGateway(ctx.config, true)))) {
       probing = true;
     }
   }
@@ -474,8 +368,8 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     }
   }
   if (!probing) {
-    for (const auto& [ip, gw] : ips) {
-      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+    for (const IpConfig& c : ips) {
+      if (auto s = pod.AddAddress(ifindex, c.address); !s.ok()) {
         return AnnotateCni(s, "interface " + req.ifname);
       }
     }
@@ -495,62 +389,67 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
     const auto gateway_budget = std::chrono::milliseconds(ctx.config.gateway_timeout_ms);
-    for (const auto& [ip, gw] : ips) {
-      if (!ip.IsV4()) continue;
+    for (const IpConfig& c : ips) {
+      const IpPrefix& ip = c.address;
+      const std::optional<IpAddr>& gw = c.gateway;
+      if (!ip.addr().is_v4()) continue;
       const bool conflict = DetectConflict(ctx.config, gw.has_value());
-      const bool gateway = gw && gw->IsV4() && DetectGateway(ctx.config, true);
+      const bool gateway = gw && gw->is_v4() && DetectGateway(ctx.config, true);
       if (!conflict && !gateway) continue;
       net::ProbeOptions window = probe;
       if (!conflict) window.count = 0;
       // One announcement once the address is known to be free (arp_notify is off while
       // probing), from the probe's own socket.
-      auto out = net::ProbeAddressAndGateway(ifindex, link.mac, ip,
-                                             gateway ? gw : std::optional<IpAddress>(), window,
+      auto out = net::ProbeAddressAndGateway(ifindex, link.mac, ip.addr(),
+                                             gateway ? gw : std::optional<IpAddr>(), window,
                                              gateway_budget, /*announcements=*/1);
       if (!out.ok()) return AnnotateCni(out.status(), "interface " + req.ifname);
       if (out->conflict_mac) {
         if (InProcessIpam(ctx)) {
-          if (auto s = ipam::IpamQuarantine(MakeIpamArgs(ctx), ip.AddrString()); !s.ok()) {
-            spdlog::error("quarantine of {} failed: {}", ip.AddrString(), s.ToString());
+          if (auto s = ipam::IpamQuarantine(MakeIpamArgs(ctx), ip.addr().ToString()); !s.ok()) {
+            spdlog::error("quarantine of {} failed: {}", ip.addr().ToString(), s.ToString());
           }
         }
         return CniError(kAddressConflict,
                         fmt::format("interface {}: address {} is already in use on the rail "
                                     "(answered by {}); the address is quarantined",
-                                    req.ifname, ip.AddrString(), *out->conflict_mac),
+                                    req.ifname, ip.addr().ToString(), *out->conflict_mac),
                         "RFC 5227 ARP probe conflict");
       }
-      announced.push_back(ip.AddrString());
+      announced.push_back(ip.addr().ToString());
       if (gateway && !out->gateway_mac) {
         return CniError(kGatewayUnreachable,
                         fmt::format("interface {}: gateway {} of address {} did not answer ARP "
                                     "within {} ms",
-                                    req.ifname, gw->AddrString(), ip.AddrString(),
+                                    req.ifname, gw->ToString(), ip.addr().ToString(),
                                     ctx.config.gateway_timeout_ms),
                         "gateway detection (detectGateway) failed");
       }
     }
   }
   if (probing) {
-    for (const auto& [ip, gw] : ips) {
-      if (auto s = pod.AddAddress(ifindex, ip); !s.ok()) {
+    for (const IpConfig& c : ips) {
+      if (auto s = pod.AddAddress(ifindex, c.address); !s.ok()) {
         return AnnotateCni(s, "interface " + req.ifname);
       }
     }
     auto scope = net::ScopedNetNs::Enter(pod_ns);
     if (!scope.ok()) return AnnotateCni(scope.status(), "netns " + req.netns);
-    for (const auto& [ip, gw] : ips) {
-      if (!ip.IsV4() || std::count(announced.begin(), announced.end(), ip.AddrString()) > 0) {
+    for (const IpConfig& c : ips) {
+      const IpPrefix& ip = c.address;
+      if (!ip.addr().is_v4() ||
+          std::count(announced.begin(), announced.end(), ip.addr().ToString()) > 0) {
         continue;
       }
-      if (auto s = net::AnnounceAddress(ifindex, link.mac, ip); !s.ok()) {
-        spdlog::warn("interface {}: gratuitous ARP for {} failed: {}", req.ifname, ip.AddrString(),
-                     s.ToString());
+      if (auto s = net::AnnounceAddress(ifindex, link.mac, ip.addr()); !s.ok()) {
+        spdlog::warn("interface {}: gratuitous ARP for {} failed: {}", req.ifname,
+                     ip.addr().ToString(), s.ToString());
       }
     }
   }
   RDMASHARE_FAILPOINT("macvlan.add.after_addresses");
-  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, result, ifindex, table));
+  const RoutingPlan plan =
+      PlanRouting(result.ips, result.routes, ifindex, table, ctx.config.rule_priority);
   for (const net::Route& r : plan.routes) {
     if (auto s = pod.AddRoute(r); !s.ok() && !absl::IsAlreadyExists(s)) {
       return AnnotateCni(s, "interface " + req.ifname);
@@ -574,7 +473,7 @@ absl::StatusOr<std::string> Add(const CniRequest& req, const HostPaths& paths) {
   undo.Commit();
   spdlog::info("ADD container={} ifname={} master={} table={} ips={}", req.container_id, req.ifname,
                master.link.name, table ? std::to_string(*table) : "none",
-               result.ips.front().address);
+               result.ips.front().address.ToString());
   return EncodeResult(result, ctx.conf.cni_version);
 }
 
@@ -590,8 +489,7 @@ absl::Status CleanupPod(const Context& ctx, const NetNs& ns, DeferredWork* defer
   if (!pod_or.ok()) return AnnotateCni(pod_or.status(), "netns " + req.netns);
   std::shared_ptr<Netlink> pod_nl(std::move(*pod_or));
   Netlink& pod = *pod_nl;
-  std::set<IpAddress, bool (*)(const IpAddress&, const IpAddress&)> addrs(
-      [](const IpAddress& a, const IpAddress& b) { return a.CidrString() < b.CidrString(); });
+  std::set<IpPrefix> addrs;
   const std::string dead = DeadLinkName(req.container_id, req.ifname);
   std::optional<int> delete_later;  // at most one: only CNI_IFNAME itself is deferred
   // A leftover renamed link means an earlier DEL died after stripping its addresses (it keeps
@@ -607,14 +505,14 @@ absl::Status CleanupPod(const Context& ctx, const NetNs& ns, DeferredWork* defer
       continue;
     }
     if (name == dead) addrs_unknown = true;
-    std::vector<IpAddress> own;
+    std::vector<IpPrefix> own;
     if (auto a = pod.ListAddresses(link->index); a.ok()) own = *a;
     addrs.insert(own.begin(), own.end());
     if (deferred != nullptr && ctx.config.defer_link_delete && name == req.ifname &&
         pod.RenameLink(link->index, dead).ok()) {
-      for (const IpAddress& ip : own) {
+      for (const IpPrefix& ip : own) {
         // fe80::/10 goes with the link; only routable addresses must leave now.
-        if (!ip.IsV4() && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80) continue;
+        if (!ip.addr().is_v4() && ip.addr().IsLinkLocalUnicast()) continue;
         if (auto s = pod.DeleteAddress(link->index, ip); !s.ok() && !absl::IsNotFound(s)) {
           spdlog::warn("DEL: {}: {}", dead, s.ToString());
         }
@@ -639,15 +537,8 @@ absl::Status CleanupPod(const Context& ctx, const NetNs& ns, DeferredWork* defer
   if (!table.ok()) return absl::OkStatus();
   auto rules = pod.ListRules(AF_UNSPEC);
   if (!rules.ok()) return AnnotateCni(rules.status(), "netns " + req.netns);
-  for (const net::Rule& r : *rules) {
-    // Our rules: this interface's table, from one of its addresses (or any source when the link
-    // was already gone and we cannot tell; the table is this interface's alone).
-    if (r.table != *table || !r.src) continue;
-    bool mine = addrs.empty() || addrs_unknown;
-    for (const IpAddress& a : addrs) {
-      if (r.src->family == a.family && r.src->bytes == a.bytes) mine = true;
-    }
-    if (mine) (void)pod.DeleteRule(r);
+  for (const net::Rule& r : OwnRules(*rules, *table, addrs, addrs_unknown)) {
+    (void)pod.DeleteRule(r);
   }
   return absl::OkStatus();
 }
@@ -750,24 +641,20 @@ absl::StatusOr<std::string> Check(const CniRequest& req, const HostPaths& paths)
         fmt::format("interface {} has MAC {}, prevResult says {}", req.ifname, link->mac, pi.mac));
   }
   if (!link->admin_up) return CheckFailed(fmt::format("interface {} is down", req.ifname));
-  ASSIGN_OR_RETURN(std::vector<IpAddress> have, pod.ListAddresses(link->index));
+  ASSIGN_OR_RETURN(std::vector<IpPrefix> have, pod.ListAddresses(link->index));
   Result mine;
   for (const IpConfig& c : prev.ips) {
     if (c.interface && *c.interface != *prev_index) continue;
-    ASSIGN_OR_RETURN(IpAddress want, net::ParseCidr(c.address));
+    const IpPrefix& want = c.address;
     if (std::find(have.begin(), have.end(), want) == have.end()) {
-      return CheckFailed(
-          fmt::format("interface {} lacks address {}", req.ifname, want.CidrString()));
+      return CheckFailed(fmt::format("interface {} lacks address {}", req.ifname, want.ToString()));
     }
     mine.ips.push_back(c);
   }
   mine.routes = prev.routes;
-  std::optional<uint32_t> table;
-  if (ctx.config.policy_routing) {
-    ASSIGN_OR_RETURN(uint32_t t, ResolveRouteTable(ctx.config, req.ifname));
-    table = t;
-  }
-  ASSIGN_OR_RETURN(RoutingPlan plan, PlanRouting(ctx, mine, link->index, table));
+  ASSIGN_OR_RETURN(std::optional<uint32_t> table, PolicyTable(ctx.config, req.ifname));
+  const RoutingPlan plan =
+      PlanRouting(mine.ips, mine.routes, link->index, table, ctx.config.rule_priority);
   ASSIGN_OR_RETURN(std::vector<net::Route> routes, pod.ListRoutes(AF_UNSPEC));
   for (const net::Route& want : plan.routes) {
     bool found = std::any_of(routes.begin(), routes.end(), [&](const net::Route& r) {

@@ -50,7 +50,10 @@ std::string MacString(const uint8_t* b) {
                      b[5]);
 }
 
-Ip4 ToIp4(const IpAddress& ip) { return {ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]}; }
+Ip4 ToIp4(const IpAddr& ip) {
+  std::array<uint8_t, 16> b = ip.bytes();
+  return {b[0], b[1], b[2], b[3]};
+}
 
 class ArpSocket {
  public:
@@ -135,10 +138,10 @@ class ArpSocket {
   int ifindex_;
 };
 
-absl::Status RequireV4(const IpAddress& ip, const char* what) {
-  if (!ip.IsV4()) {
+absl::Status RequireV4(const IpAddr& ip, const char* what) {
+  if (!ip.is_v4()) {
     return absl::InvalidArgumentError(
-        fmt::format("ARP {}: {} is not an IPv4 address", what, ip.AddrString()));
+        fmt::format("ARP {}: {} is not an IPv4 address", what, ip.ToString()));
   }
   return absl::OkStatus();
 }
@@ -147,7 +150,7 @@ absl::Status RequireV4(const IpAddress& ip, const char* what) {
 
 absl::StatusOr<std::optional<std::string>> ProbeAddressConflict(int ifindex,
                                                                 const std::string& own_mac,
-                                                                const IpAddress& addr,
+                                                                const IpAddr& addr,
                                                                 const ProbeOptions& options) {
   if (auto s = RequireV4(addr, "probe"); !s.ok()) return s;
   auto mac = ParseMac(own_mac);
@@ -173,8 +176,7 @@ absl::StatusOr<std::optional<std::string>> ProbeAddressConflict(int ifindex,
 }
 
 absl::StatusOr<std::optional<std::string>> ProbeGateway(int ifindex, const std::string& own_mac,
-                                                        const IpAddress& own,
-                                                        const IpAddress& gateway,
+                                                        const IpAddr& own, const IpAddr& gateway,
                                                         const ProbeOptions& options) {
   if (auto s = RequireV4(own, "gateway probe"); !s.ok()) return s;
   if (auto s = RequireV4(gateway, "gateway probe"); !s.ok()) return s;
@@ -195,8 +197,8 @@ absl::StatusOr<std::optional<std::string>> ProbeGateway(int ifindex, const std::
 }
 
 absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::string& own_mac,
-                                                    const IpAddress& addr,
-                                                    const std::optional<IpAddress>& gateway,
+                                                    const IpAddr& addr,
+                                                    const std::optional<IpAddr>& gateway,
                                                     const ProbeOptions& conflict,
                                                     std::chrono::milliseconds gateway_budget,
                                                     int announcements) {
@@ -269,7 +271,7 @@ absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::stri
   }
 }
 
-absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddress& addr,
+absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddr& addr,
                              int count) {
   if (auto s = RequireV4(addr, "announce"); !s.ok()) return s;
   auto mac = ParseMac(own_mac);

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "cni/net/ip.h"
+#include "common/ip.h"
 
 namespace rdmashare::cni::net {
 
@@ -26,14 +26,13 @@ struct ProbeOptions {
 // when nobody did within the bounded time.
 absl::StatusOr<std::optional<std::string>> ProbeAddressConflict(int ifindex,
                                                                 const std::string& own_mac,
-                                                                const IpAddress& addr,
+                                                                const IpAddr& addr,
                                                                 const ProbeOptions& options);
 
 // ARP request for `gateway` from (`own_mac`, `own`); returns the gateway's MAC when it answers,
 // nullopt when silent for the whole bounded time.
 absl::StatusOr<std::optional<std::string>> ProbeGateway(int ifindex, const std::string& own_mac,
-                                                        const IpAddress& own,
-                                                        const IpAddress& gateway,
+                                                        const IpAddr& own, const IpAddr& gateway,
                                                         const ProbeOptions& options);
 
 // What ProbeAddressAndGateway saw.
@@ -58,14 +57,14 @@ struct ProbeOutcome {
 // same socket: every AF_PACKET socket costs an RCU grace period at close, so one serves all.
 // Call inside the pod namespace; nothing is configured.
 absl::StatusOr<ProbeOutcome> ProbeAddressAndGateway(int ifindex, const std::string& own_mac,
-                                                    const IpAddress& addr,
-                                                    const std::optional<IpAddress>& gateway,
+                                                    const IpAddr& addr,
+                                                    const std::optional<IpAddr>& gateway,
                                                     const ProbeOptions& conflict,
                                                     std::chrono::milliseconds gateway_budget,
                                                     int announcements = 0);
 
 // RFC 5227 announcement (gratuitous ARP request, sender = target = `addr`), `count` times.
-absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddress& addr,
+absl::Status AnnounceAddress(int ifindex, const std::string& own_mac, const IpAddr& addr,
                              int count = 1);
 
 }  // namespace rdmashare::cni::net

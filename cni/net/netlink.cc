@@ -16,6 +16,7 @@
 #include <netlink/socket.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cctype>
 #include <cstring>
 #include <functional>
@@ -58,23 +59,39 @@ absl::Status NlError(int err, const std::string& what) {
   }
 }
 
-NlPtr<nl_addr> ToNl(const IpAddress& ip) {
-  nl_addr* a = nl_addr_build(ip.family, ip.bytes.data(), ip.Size());
-  if (a != nullptr) nl_addr_set_prefixlen(a, ip.prefix_len);
+NlPtr<nl_addr> ToNl(const IpAddr& ip, int prefix_len) {
+  std::array<uint8_t, 16> bytes = ip.bytes();
+  nl_addr* a = nl_addr_build(ip.af(), bytes.data(), static_cast<size_t>(ip.size()));
+  if (a != nullptr) nl_addr_set_prefixlen(a, prefix_len);
   return NlPtr<nl_addr>(a);
 }
 
-std::optional<IpAddress> FromNl(nl_addr* a, int family_hint) {
+NlPtr<nl_addr> ToNl(const IpPrefix& prefix) { return ToNl(prefix.addr(), prefix.length()); }
+
+// The address and prefix length of `a` (a default route's empty address is all zeros).
+std::optional<IpPrefix> FromNl(nl_addr* a, int family_hint) {
   if (a == nullptr) return std::nullopt;
-  IpAddress ip;
-  ip.family = nl_addr_get_family(a);
-  if (ip.family != AF_INET && ip.family != AF_INET6) ip.family = family_hint;
-  if (ip.family != AF_INET && ip.family != AF_INET6) return std::nullopt;
+  int af = nl_addr_get_family(a);
+  if (af != AF_INET && af != AF_INET6) af = family_hint;
+  if (af != AF_INET && af != AF_INET6) return std::nullopt;
   unsigned len = nl_addr_get_len(a);
   if (len > 16) return std::nullopt;
-  if (len > 0) std::memcpy(ip.bytes.data(), nl_addr_get_binary_addr(a), len);
-  ip.prefix_len = static_cast<int>(nl_addr_get_prefixlen(a));
-  return ip;
+  std::array<uint8_t, 16> bytes{};
+  if (len > 0) std::memcpy(bytes.data(), nl_addr_get_binary_addr(a), len);
+  return IpPrefix(IpAddr::FromBytes(af == AF_INET ? 4 : 6, bytes.data()),
+                  static_cast<int>(nl_addr_get_prefixlen(a)));
+}
+
+// The address alone of `a` (gateways, preferred sources).
+std::optional<IpAddr> AddrFromNl(nl_addr* a, int family_hint) {
+  std::optional<IpPrefix> p = FromNl(a, family_hint);
+  if (!p) return std::nullopt;
+  return p->addr();
+}
+
+// "default", the bare address of a host prefix, else "addr/len".
+std::string PrefixText(const IpPrefix& p) {
+  return p.IsDefault() ? "default" : p.IsHost() ? p.addr().ToString() : p.ToString();
 }
 
 LinkInfo ToLinkInfo(rtnl_link* link) {
@@ -134,22 +151,19 @@ absl::StatusOr<std::string> NormalizeMac(const std::string& mac) {
 }
 
 std::string RuleString(const Rule& rule) {
-  std::string from = rule.src
-                         ? (rule.src->prefix_len == rule.src->Size() * 8 ? rule.src->AddrString()
-                                                                         : rule.src->CidrString())
-                         : "all";
+  std::string from = !rule.src            ? "all"
+                     : rule.src->IsHost() ? rule.src->addr().ToString()
+                                          : rule.src->ToString();
   return fmt::format("{}: from {} lookup {}", rule.priority, from, rule.table);
 }
 
 std::string RouteString(const Route& r) {
-  std::string s = r.dst.IsDefaultRoute()                 ? "default"
-                  : r.dst.prefix_len == r.dst.Size() * 8 ? r.dst.AddrString()
-                                                         : r.dst.CidrString();
-  if (r.gateway) s += " via " + r.gateway->AddrString();
+  std::string s = PrefixText(r.dst);
+  if (r.gateway) s += " via " + r.gateway->ToString();
   s += fmt::format(" dev {}", r.ifindex);
   if (r.table != RT_TABLE_MAIN) s += fmt::format(" table {}", r.table);
   if (r.scope == RT_SCOPE_LINK) s += " scope link";
-  if (r.pref_src) s += " src " + r.pref_src->AddrString();
+  if (r.pref_src) s += " src " + r.pref_src->ToString();
   if (r.metric != 0) s += fmt::format(" metric {}", r.metric);
   if (r.mtu != 0) s += fmt::format(" mtu {}", r.mtu);
   return s;
@@ -282,54 +296,46 @@ absl::Status Netlink::DeleteLink(int index) {
   return absl::OkStatus();
 }
 
-absl::Status Netlink::AddAddress(int index, const IpAddress& ip) {
+absl::Status Netlink::AddAddress(int index, const IpPrefix& ip) {
   NlPtr<rtnl_addr> addr(rtnl_addr_alloc());
   rtnl_addr_set_ifindex(addr.get(), index);
   NlPtr<nl_addr> local = ToNl(ip);
   int err = rtnl_addr_set_local(addr.get(), local.get());
-  if (err < 0) return NlError(err, "address " + ip.CidrString());
-  if (ip.IsV4() && ip.prefix_len < 31) {
-    IpAddress brd = ip.Network();
-    for (int i = 0; i < 4; ++i) {
-      int host_bits = 32 - ip.prefix_len - (3 - i) * 8;
-      if (host_bits <= 0) continue;
-      brd.bytes[i] |= static_cast<uint8_t>(host_bits >= 8 ? 0xff : (1 << host_bits) - 1);
-    }
-    brd.prefix_len = 32;
-    NlPtr<nl_addr> b = ToNl(brd);
+  if (err < 0) return NlError(err, "address " + ip.ToString());
+  if (ip.addr().is_v4() && ip.length() < 31) {
+    NlPtr<nl_addr> b = ToNl(ip.Last(), 32);
     rtnl_addr_set_broadcast(addr.get(), b.get());
   }
-  if (!ip.IsV4()) rtnl_addr_set_flags(addr.get(), IFA_F_NODAD);
+  if (!ip.addr().is_v4()) rtnl_addr_set_flags(addr.get(), IFA_F_NODAD);
   err = rtnl_addr_add(sock_, addr.get(), NLM_F_EXCL);
   if (err < 0)
-    return NlError(err, fmt::format("address {} on link #{}: add", ip.CidrString(), index));
+    return NlError(err, fmt::format("address {} on link #{}: add", ip.ToString(), index));
   return absl::OkStatus();
 }
 
-absl::Status Netlink::DeleteAddress(int index, const IpAddress& ip) {
+absl::Status Netlink::DeleteAddress(int index, const IpPrefix& ip) {
   NlPtr<rtnl_addr> addr(rtnl_addr_alloc());
   rtnl_addr_set_ifindex(addr.get(), index);
   NlPtr<nl_addr> local = ToNl(ip);
   int err = rtnl_addr_set_local(addr.get(), local.get());
-  if (err < 0) return NlError(err, "address " + ip.CidrString());
+  if (err < 0) return NlError(err, "address " + ip.ToString());
   err = rtnl_addr_delete(sock_, addr.get(), 0);
   if (err < 0)
-    return NlError(err, fmt::format("address {} on link #{}: delete", ip.CidrString(), index));
+    return NlError(err, fmt::format("address {} on link #{}: delete", ip.ToString(), index));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<IpAddress>> Netlink::ListAddresses(int index) {
+absl::StatusOr<std::vector<IpPrefix>> Netlink::ListAddresses(int index) {
   nl_cache* cache = nullptr;
   int err = rtnl_addr_alloc_cache(sock_, &cache);
   if (err < 0) return NlError(err, "addresses: dump");
   NlPtr<nl_cache> holder(cache);
-  std::vector<IpAddress> out;
+  std::vector<IpPrefix> out;
   for (rtnl_addr* a : CacheItems<rtnl_addr>(cache)) {
     if (rtnl_addr_get_ifindex(a) != index) continue;
     auto ip = FromNl(rtnl_addr_get_local(a), rtnl_addr_get_family(a));
     if (!ip) continue;
-    ip->prefix_len = static_cast<int>(rtnl_addr_get_prefixlen(a));
-    out.push_back(*ip);
+    out.emplace_back(ip->addr(), static_cast<int>(rtnl_addr_get_prefixlen(a)));
   }
   return out;
 }
@@ -337,7 +343,7 @@ absl::StatusOr<std::vector<IpAddress>> Netlink::ListAddresses(int index) {
 namespace {
 NlPtr<rtnl_route> BuildRoute(const Route& r) {
   NlPtr<rtnl_route> route(rtnl_route_alloc());
-  rtnl_route_set_family(route.get(), static_cast<uint8_t>(r.dst.family));
+  rtnl_route_set_family(route.get(), static_cast<uint8_t>(r.dst.addr().af()));
   NlPtr<nl_addr> dst = ToNl(r.dst);
   rtnl_route_set_dst(route.get(), dst.get());
   rtnl_route_set_table(route.get(), r.table);
@@ -347,15 +353,13 @@ NlPtr<rtnl_route> BuildRoute(const Route& r) {
   if (r.metric != 0) rtnl_route_set_priority(route.get(), r.metric);
   if (r.mtu != 0) rtnl_route_set_metric(route.get(), RTAX_MTU, r.mtu);
   if (r.pref_src) {
-    NlPtr<nl_addr> src = ToNl(*r.pref_src);
-    nl_addr_set_prefixlen(src.get(), r.pref_src->Size() * 8);
+    NlPtr<nl_addr> src = ToNl(*r.pref_src, r.pref_src->bits());
     rtnl_route_set_pref_src(route.get(), src.get());
   }
   rtnl_nexthop* nh = rtnl_route_nh_alloc();
   rtnl_route_nh_set_ifindex(nh, r.ifindex);
   if (r.gateway) {
-    NlPtr<nl_addr> gw = ToNl(*r.gateway);
-    nl_addr_set_prefixlen(gw.get(), r.gateway->Size() * 8);
+    NlPtr<nl_addr> gw = ToNl(*r.gateway, r.gateway->bits());
     rtnl_route_nh_set_gateway(nh, gw.get());
   }
   rtnl_route_add_nexthop(route.get(), nh);
@@ -396,13 +400,11 @@ absl::StatusOr<std::vector<Route>> Netlink::ListRoutes(int family) {
     route.protocol = rtnl_route_get_protocol(r);
     uint32_t mtu = 0;
     if (rtnl_route_get_metric(r, RTAX_MTU, &mtu) == 0) route.mtu = mtu;
-    route.pref_src = FromNl(rtnl_route_get_pref_src(r), fam);
-    if (route.pref_src) route.pref_src->prefix_len = route.pref_src->Size() * 8;
+    route.pref_src = AddrFromNl(rtnl_route_get_pref_src(r), fam);
     if (rtnl_route_get_nnexthops(r) > 0) {
       rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
       route.ifindex = rtnl_route_nh_get_ifindex(nh);
-      route.gateway = FromNl(rtnl_route_nh_get_gateway(nh), fam);
-      if (route.gateway) route.gateway->prefix_len = route.gateway->Size() * 8;
+      route.gateway = AddrFromNl(rtnl_route_nh_get_gateway(nh), fam);
     }
     out.push_back(route);
   }
@@ -449,7 +451,7 @@ absl::StatusOr<std::vector<Rule>> Netlink::ListRules(int family) {
     Rule rule;
     rule.family = rtnl_rule_get_family(r);
     rule.src = FromNl(rtnl_rule_get_src(r), rule.family);
-    if (rule.src && rule.src->prefix_len == 0) rule.src.reset();
+    if (rule.src && rule.src->length() == 0) rule.src.reset();
     rule.table = rtnl_rule_get_table(r);
     rule.priority = rtnl_rule_get_prio(r);
     out.push_back(rule);
@@ -460,7 +462,7 @@ absl::StatusOr<std::vector<Rule>> Netlink::ListRules(int family) {
 absl::StatusOr<std::string> Netlink::DefaultRouteInterface() {
   ASSIGN_OR_RETURN(std::vector<Route> routes, ListRoutes(AF_INET));
   for (const Route& r : routes) {
-    if (r.table == RT_TABLE_MAIN && r.dst.IsDefaultRoute() && r.ifindex > 0) {
+    if (r.table == RT_TABLE_MAIN && r.dst.IsDefault() && r.ifindex > 0) {
       ASSIGN_OR_RETURN(LinkInfo link, GetLinkByIndex(r.ifindex));
       return link.name;
     }

@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cni/net/ip.h"
+#include "common/ip.h"
 
 struct nl_sock;
 
@@ -57,14 +57,15 @@ struct MacvlanSpec {
 
 // A route; fields left at their defaults are not set / not compared.
 struct Route {
-  IpAddress dst;
-  std::optional<IpAddress> gateway;
+  // Destination network (host bits clear, as the kernel reports it).
+  IpPrefix dst;
+  std::optional<IpAddr> gateway;
   int ifindex = 0;
   // Routing table (254 = main).
   uint32_t table = 254;
   // RT_SCOPE_UNIVERSE (0) or RT_SCOPE_LINK (253).
   int scope = 0;
-  std::optional<IpAddress> pref_src;
+  std::optional<IpAddr> pref_src;
   // Route metric (priority); 0 = unset.
   uint32_t metric = 0;
   // RTAX_MTU metric; 0 = unset.
@@ -81,9 +82,10 @@ struct Route {
 
 // A policy rule "from <src> lookup <table> priority <priority>".
 struct Rule {
+  // AF_INET or AF_INET6 (netlink's convention; IpAddr::af()).
   int family = 0;
   // Source prefix; nullopt = from all.
-  std::optional<IpAddress> src;
+  std::optional<IpPrefix> src;
   uint32_t table = 0;
   uint32_t priority = 0;
 
@@ -118,10 +120,11 @@ class Netlink {
   absl::Status DeleteLink(int index);
 
   // Adds an address ("172.16.11.10/24"); IPv6 addresses skip DAD (the conflict check is ours).
-  absl::Status AddAddress(int index, const IpAddress& addr);
-  absl::StatusOr<std::vector<IpAddress>> ListAddresses(int index);
+  absl::Status AddAddress(int index, const IpPrefix& addr);
+  // The addresses of link `index`, each with its prefix length ("172.16.11.10/24").
+  absl::StatusOr<std::vector<IpPrefix>> ListAddresses(int index);
   // Removes `addr` (address and prefix length) from link `index`; NotFound when absent.
-  absl::Status DeleteAddress(int index, const IpAddress& addr);
+  absl::Status DeleteAddress(int index, const IpPrefix& addr);
 
   absl::Status AddRoute(const Route& route);
   absl::Status DeleteRoute(const Route& route);

@@ -163,8 +163,9 @@ TEST(DelegateAddTest, ReferenceHostLocalAddAndDel) {
   req.args = "";
   ASSERT_OK_AND_ASSIGN(Result r, DelegateAdd("host-local", req, conf));
   ASSERT_EQ(r.ips.size(), 1u);
-  EXPECT_EQ(r.ips[0].address, "10.77.0.20/24");
-  EXPECT_EQ(r.ips[0].gateway, "10.77.0.1");
+  EXPECT_EQ(r.ips[0].address.ToString(), "10.77.0.20/24");
+  ASSERT_TRUE(r.ips[0].gateway.has_value());
+  EXPECT_EQ(r.ips[0].gateway->ToString(), "10.77.0.1");
   std::string lease = data.Sub(fmt::format("deleg{}/10.77.0.20", ::getpid()));
   EXPECT_TRUE(PathExists(lease));
   EXPECT_OK(DelegateDel("host-local", req, conf));

@@ -1,9 +1,6 @@
 #include "cni/protocol/result.h"
 
-#include <arpa/inet.h>
-
 #include <cstdint>
-#include <cstdlib>
 
 #include "cni/protocol/error.h"
 #include "cni/protocol/netconf.h"
@@ -15,28 +12,6 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
-
-// Family of a bare address (4, 6) or 0 when it is not an address.
-int AddressFamily(const std::string& addr) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) return 4;
-  if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) return 6;
-  return 0;
-}
-
-// Family of "addr/prefix" or 0 when it is not a valid CIDR.
-int CidrFamily(const std::string& cidr) {
-  size_t slash = cidr.find('/');
-  if (slash == std::string::npos || slash + 1 >= cidr.size()) return 0;
-  int family = AddressFamily(cidr.substr(0, slash));
-  std::string prefix = cidr.substr(slash + 1);
-  char* end = nullptr;
-  long len = std::strtol(prefix.c_str(), &end, 10);
-  if (*end != '\0' || prefix[0] == '-' || prefix[0] == '+') return 0;
-  if (family == 4 && len <= 32) return 4;
-  if (family == 6 && len <= 128) return 6;
-  return 0;
-}
 
 absl::Status Bad(const std::string& what) {
   return CniError(kInvalidNetworkConfig, "result: " + what);
@@ -91,8 +66,6 @@ const json* GetArray(const json& obj, const char* key, absl::Status* status) {
 
 }  // namespace
 
-int IpConfig::Family() const { return address.find(':') == std::string::npos ? 4 : 6; }
-
 ordered_json ResultToJson(const Result& result, const std::string& cni_version) {
   const bool v11 = VersionAtLeast(cni_version, "1.1.0");
   const bool with_ip_version = !VersionAtLeast(cni_version, "1.0.0");
@@ -118,8 +91,8 @@ ordered_json ResultToJson(const Result& result, const std::string& cni_version) 
       ordered_json o;
       if (with_ip_version) o["version"] = ip.Family() == 6 ? "6" : "4";
       if (ip.interface.has_value()) o["interface"] = *ip.interface;
-      o["address"] = ip.address;
-      if (!ip.gateway.empty()) o["gateway"] = ip.gateway;
+      o["address"] = ip.address.ToString();
+      if (ip.gateway) o["gateway"] = ip.gateway->ToString();
       list.push_back(std::move(o));
     }
     out["ips"] = std::move(list);
@@ -128,8 +101,8 @@ ordered_json ResultToJson(const Result& result, const std::string& cni_version) 
     ordered_json list = ordered_json::array();
     for (const Route& r : result.routes) {
       ordered_json o;
-      o["dst"] = r.dst;
-      if (!r.gw.empty()) o["gw"] = r.gw;
+      o["dst"] = r.dst.ToString();
+      if (r.gw) o["gw"] = r.gw->ToString();
       if (v11) {
         if (r.mtu > 0) o["mtu"] = r.mtu;
         if (r.advmss > 0) o["advmss"] = r.advmss;
@@ -187,18 +160,25 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
     for (const json& item : *list) {
       if (!item.is_object()) return Bad("every ips[] entry must be an object");
       IpConfig ip;
-      RETURN_IF_ERROR(GetString(item, "address", true, &ip.address));
-      int family = CidrFamily(ip.address);
-      if (family == 0) return Bad(fmt::format("ips[].address '{}' is not a CIDR", ip.address));
-      RETURN_IF_ERROR(GetString(item, "gateway", false, &ip.gateway));
-      if (!ip.gateway.empty() && AddressFamily(ip.gateway) != family) {
-        return Bad(fmt::format("ips[].gateway '{}' is not an IPv{} address", ip.gateway, family));
+      std::string address;
+      RETURN_IF_ERROR(GetString(item, "address", true, &address));
+      absl::StatusOr<IpPrefix> parsed = IpPrefix::Parse(address);
+      if (!parsed.ok()) return Bad(fmt::format("ips[].address '{}' is not a CIDR", address));
+      ip.address = *parsed;
+      const int family = ip.address.family();
+      std::string gateway;
+      RETURN_IF_ERROR(GetString(item, "gateway", false, &gateway));
+      if (!gateway.empty()) {
+        absl::StatusOr<IpAddr> gw = IpAddr::Parse(gateway);
+        if (!gw.ok() || gw->family() != family) {
+          return Bad(fmt::format("ips[].gateway '{}' is not an IPv{} address", gateway, family));
+        }
+        ip.gateway = *gw;
       }
       std::string version;
       RETURN_IF_ERROR(GetString(item, "version", false, &version));
       if (!version.empty() && version != std::to_string(family)) {
-        return Bad(
-            fmt::format("ips[].version '{}' does not match address {}", version, ip.address));
+        return Bad(fmt::format("ips[].version '{}' does not match address {}", version, address));
       }
       auto idx = item.find("interface");
       if (idx != item.end() && !idx->is_null()) {
@@ -221,11 +201,17 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
     for (const json& item : *list) {
       if (!item.is_object()) return Bad("every routes[] entry must be an object");
       Route r;
-      RETURN_IF_ERROR(GetString(item, "dst", true, &r.dst));
-      if (CidrFamily(r.dst) == 0) return Bad(fmt::format("routes[].dst '{}' is not a CIDR", r.dst));
-      RETURN_IF_ERROR(GetString(item, "gw", false, &r.gw));
-      if (!r.gw.empty() && AddressFamily(r.gw) == 0) {
-        return Bad(fmt::format("routes[].gw '{}' is not an address", r.gw));
+      std::string dst;
+      RETURN_IF_ERROR(GetString(item, "dst", true, &dst));
+      absl::StatusOr<IpPrefix> parsed = IpPrefix::Parse(dst);
+      if (!parsed.ok()) return Bad(fmt::format("routes[].dst '{}' is not a CIDR", dst));
+      r.dst = *parsed;
+      std::string gw;
+      RETURN_IF_ERROR(GetString(item, "gw", false, &gw));
+      if (!gw.empty()) {
+        absl::StatusOr<IpAddr> next_hop = IpAddr::Parse(gw);
+        if (!next_hop.ok()) return Bad(fmt::format("routes[].gw '{}' is not an address", gw));
+        r.gw = *next_hop;
       }
       RETURN_IF_ERROR(GetInt(item, "mtu", &r.mtu));
       RETURN_IF_ERROR(GetInt(item, "advmss", &r.advmss));

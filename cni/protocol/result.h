@@ -7,7 +7,9 @@
 //  - 1.1.0: interfaces also carry mtu, socketPath, pciID; routes also mtu, advmss, priority,
 //    table, scope.
 // Empty optional fields are omitted; "dns" is always present (possibly {}), like the reference
-// plugins. Plain values and stateless functions; thread-safe.
+// plugins. Addresses, gateways and route destinations are typed (common/ip.h): ParseResult
+// validates them once where the JSON comes in (prevResult, a delegated IPAM plugin's stdout) and
+// EncodeResult writes their canonical text. Plain values and stateless functions; thread-safe.
 #pragma once
 
 #include <optional>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/ip.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::cni {
@@ -38,15 +41,15 @@ struct Interface {
 };
 
 struct IpConfig {
-  // Address in CIDR notation ("172.16.11.10/24", "fd00::5/64").
-  std::string address;
-  // Gateway address without prefix; empty = none.
-  std::string gateway;
+  // Address with its subnet's prefix length ("172.16.11.10/24", "fd00::5/64").
+  IpPrefix address;
+  // Gateway, of the address's family; nullopt = none.
+  std::optional<IpAddr> gateway;
   // Index into Result::interfaces.
   std::optional<int> interface;
 
   // 4 or 6, from the address.
-  int Family() const;
+  int Family() const { return address.family(); }
 
   bool operator==(const IpConfig& o) const {
     return address == o.address && gateway == o.gateway && interface == o.interface;
@@ -54,10 +57,10 @@ struct IpConfig {
 };
 
 struct Route {
-  // Destination in CIDR notation.
-  std::string dst;
-  // Next hop; empty = the interface's default gateway / on-link.
-  std::string gw;
+  // Destination ("10.96.0.0/12"; kept as written, host bits included).
+  IpPrefix dst;
+  // Next hop; nullopt = the interface's default gateway / on-link.
+  std::optional<IpAddr> gw;
   // 1.1.0 only; 0 = unset.
   int mtu = 0;
   int advmss = 0;

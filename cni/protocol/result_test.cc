@@ -11,20 +11,23 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
+IpPrefix P(const std::string& s) { return *IpPrefix::Parse(s); }
+IpAddr A(const std::string& s) { return *IpAddr::Parse(s); }
+
 Result Sample() {
   Result r;
   r.interfaces.push_back(
       Interface{"net1", "02:42:ac:10:0b:0a", 9000, "/var/run/netns/pod1", "0000:0b:00.0", ""});
-  r.ips.push_back(IpConfig{"172.16.11.10/24", "172.16.11.254", 0});
-  r.ips.push_back(IpConfig{"fd00:11::a/64", "fd00:11::1", 0});
+  r.ips.push_back(IpConfig{P("172.16.11.10/24"), A("172.16.11.254"), 0});
+  r.ips.push_back(IpConfig{P("fd00:11::a/64"), A("fd00:11::1"), 0});
   Route def;
-  def.dst = "0.0.0.0/0";
-  def.gw = "172.16.11.254";
+  def.dst = P("0.0.0.0/0");
+  def.gw = A("172.16.11.254");
   def.table = 100;
   def.mtu = 9000;
   def.scope = 0;
   r.routes.push_back(def);
-  r.routes.push_back(Route{"10.96.0.0/12", "", 0, 0, 0, 0, -1});
+  r.routes.push_back(Route{P("10.96.0.0/12"), std::nullopt, 0, 0, 0, 0, -1});
   r.dns.nameservers = {"10.96.0.10"};
   r.dns.domain = "cluster.local";
   r.dns.search = {"default.svc.cluster.local"};
@@ -82,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(Versions, EncodeResultGoldenTest,
 
 TEST(EncodeResultTest, IpamOnlyResultHasNoInterfacesAndEmptyDns) {
   Result r;
-  r.ips.push_back(IpConfig{"10.1.0.5/16", "", std::nullopt});
+  r.ips.push_back(IpConfig{P("10.1.0.5/16"), std::nullopt, std::nullopt});
   EXPECT_EQ(EncodeResult(r, "1.0.0"),
             R"({"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/16"}],"dns":{}})");
 }
@@ -127,10 +130,28 @@ TEST(ParseResultTest, ReadsReferencePluginPrevResult) {
     "ips":[{"version":"4","interface":0,"address":"10.1.2.3/24","gateway":"10.1.2.1"}],
     "dns":{}})")));
   ASSERT_EQ(r.ips.size(), 1u);
-  EXPECT_EQ(r.ips[0].address, "10.1.2.3/24");
+  EXPECT_EQ(r.ips[0].address.ToString(), "10.1.2.3/24");
+  EXPECT_EQ(r.ips[0].gateway, A("10.1.2.1"));
   EXPECT_EQ(r.ips[0].interface, 0);
   EXPECT_EQ(r.ips[0].Family(), 4);
   EXPECT_EQ(r.interfaces[0].sandbox, "/var/run/netns/x");
+}
+
+TEST(ParseResultTest, AddressesAreParsedOnceIntoValuesAndEncodedCanonically) {
+  ASSERT_OK_AND_ASSIGN(Result r, ParseResult(json::parse(R"({
+    "ips":[{"address":"FD00:11:0::A/64","gateway":"FD00:11::1"}],
+    "routes":[{"dst":"10.1.2.3/8","gw":"10.0.0.1"}]})")));
+  ASSERT_EQ(r.ips.size(), 1u);
+  EXPECT_EQ(r.ips[0].address, P("fd00:11::a/64"));
+  EXPECT_EQ(r.ips[0].Family(), 6);
+  EXPECT_EQ(r.ips[0].gateway, A("fd00:11::1"));
+  ASSERT_EQ(r.routes.size(), 1u);
+  // A route destination keeps its host bits, as written; whoever installs it masks them.
+  EXPECT_EQ(r.routes[0].dst.ToString(), "10.1.2.3/8");
+  EXPECT_EQ(r.routes[0].gw, A("10.0.0.1"));
+  EXPECT_EQ(EncodeResult(r, "1.0.0"),
+            R"({"cniVersion":"1.0.0","ips":[{"address":"fd00:11::a/64","gateway":"fd00:11::1"}],)"
+            R"("routes":[{"dst":"10.1.2.3/8","gw":"10.0.0.1"}],"dns":{}})");
 }
 
 TEST(ParseResultTest, MalformedIsCode7) {

@@ -83,7 +83,7 @@ class EtcdBlocksTest : public ::testing::Test {
     auto r = IpamAdd(Args(ipam, id));
     EXPECT_TRUE(r.ok()) << id << ": " << r.status();
     if (!r.ok() || r->ips.empty()) return "";
-    std::string a = r->ips[0].address;
+    std::string a = r->ips[0].address.ToString();
     return a.substr(0, a.find('/'));
   }
 
@@ -202,7 +202,7 @@ TEST_F(EtcdBlocksTest, EightNodesRacingForTheLastBlockGetOneWinnerAndDistinctAdd
         errors[n] = r.status();
         return;
       }
-      std::string a = r->ips[0].address;
+      std::string a = r->ips[0].address.ToString();
       got[n] = a.substr(0, a.find('/'));
     });
   }
@@ -263,7 +263,7 @@ class KillEtcdAfterClaim : public EtcdStore {
   KillEtcdAfterClaim(EtcdClient* client, const std::string& lock_dir, EtcdCluster* etcd)
       : EtcdStore(client, kPrefix, "a", "gpu1-net11", lock_dir, 16, 300), etcd_(etcd) {}
   absl::StatusOr<std::optional<BlockClaim>> ClaimBlock(const std::string& pool,
-                                                       const IpNet& cidr) override {
+                                                       const IpPrefix& cidr) override {
     auto claim = EtcdStore::ClaimBlock(pool, cidr);
     etcd_->Kill(0);
     return claim;
@@ -332,7 +332,8 @@ TEST_F(EtcdBlocksTest, NodesWithAndWithoutBlocksShareOnePoolWithoutCollisions) {
           dup.push_back(std::string(r.status().message()));
           continue;
         }
-        if (!seen.insert(r->ips[0].address).second) dup.push_back(r->ips[0].address);
+        if (!seen.insert(r->ips[0].address.ToString()).second)
+          dup.push_back(r->ips[0].address.ToString());
       }
     });
   }

@@ -1,5 +1,4 @@
 // `rdmashare gid`: RoCE v2 GID indexes of the pod's rail addresses (declared in cli.h).
-#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
@@ -8,6 +7,7 @@
 #include <set>
 
 #include "common/files.h"
+#include "common/ip.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "rdma/gid_table.h"
@@ -17,16 +17,14 @@ namespace rdmashare::cli {
 namespace {
 
 absl::StatusOr<uint32_t> ParseIpv4(const std::string& text) {
-  in_addr addr{};
-  if (inet_pton(AF_INET, text.c_str(), &addr) != 1) {
+  absl::StatusOr<IpAddr> addr = IpAddr::Parse(text);
+  if (!addr.ok() || !addr->is_v4()) {
     return absl::InvalidArgumentError(fmt::format("\"{}\" is not an IPv4 address", text));
   }
-  return ntohl(addr.s_addr);
+  return static_cast<uint32_t>(addr->value());
 }
 
-std::string Ipv4String(uint32_t a) {
-  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
-}
+std::string Ipv4String(uint32_t a) { return IpAddr::FromValue(4, a).ToString(); }
 
 }  // namespace
 
@@ -38,15 +36,15 @@ absl::StatusOr<std::vector<InterfaceAddress>> GetifaddrsAddressSource::List() {
   std::vector<InterfaceAddress> out;
   for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
     if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
-    char buf[INET_ADDRSTRLEN] = {};
     const auto* sin = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
-    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
+    const std::string addr =
+        IpAddr::FromBytes(4, reinterpret_cast<const uint8_t*>(&sin->sin_addr)).ToString();
     int prefix = 32;
     if (it->ifa_netmask != nullptr) {
       const auto* mask = reinterpret_cast<const sockaddr_in*>(it->ifa_netmask);
       prefix = __builtin_popcount(mask->sin_addr.s_addr);
     }
-    out.push_back(InterfaceAddress{it->ifa_name, buf, prefix});
+    out.push_back(InterfaceAddress{it->ifa_name, addr, prefix});
   }
   freeifaddrs(list);
   return out;

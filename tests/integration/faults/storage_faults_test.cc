@@ -77,8 +77,7 @@ class StorageFaultsTest : public ::testing::Test {
     return out;
   }
   std::string Ip(const absl::StatusOr<Result>& r) const {
-    return r.ok() && !r->ips.empty() ? r->ips[0].address.substr(0, r->ips[0].address.find('/'))
-                                     : "";
+    return r.ok() && !r->ips.empty() ? r->ips[0].address.addr().ToString() : "";
   }
 
   TempDir dir_;
