@@ -47,13 +47,14 @@
 // topology: rdmashare extension, boolean, default true: advertise the NUMA node(s) of the
 //   resource's HCAs in Device.topology. false leaves topology empty, for pods that span NUMA
 //   nodes under a strict Topology Manager policy.
+//
+// The Go-compatible field access (key matching, integers, string lists) is in config_fields.h,
+// the resourceName / resourcePrefix rules in resource_name.h.
 #include "deviceplugin/config.h"
 
-#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
-#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -61,23 +62,33 @@
 #include "absl/status/status.h"
 #include "common/json.h"
 #include "common/status_macros.h"
+#include "deviceplugin/config_fields.h"
+#include "deviceplugin/resource_name.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
 namespace rdmashare::deviceplugin {
 namespace {
 
-// Ordered so that "last key wins" and warnings follow document order, as in Go.
-using Json = nlohmann::ordered_json;
+using config_internal::Dedup;
+using config_internal::Describe;
+using config_internal::EntryContext;
+using config_internal::Fields;
+using config_internal::GetInt;
+using config_internal::GetStringList;
+using config_internal::JoinPath;
+using config_internal::Json;
+using config_internal::Lower;
+using config_internal::Quote;
+using config_internal::ValidateResourceName;
+using config_internal::ValidateResourcePrefix;
+using config_internal::Warnings;
 
 constexpr int kDefaultPeriodicUpdateIntervalS = 60;
 constexpr int64_t kLongIntervalS = 24 * 60 * 60;
 // Go computes time.Duration(seconds) * time.Second in int64 nanoseconds.
 constexpr int64_t kMaxGoIntervalS = std::numeric_limits<int64_t>::max() / 1000000000;
 constexpr int kMaxRdmaHcaMax = 10000;
-constexpr size_t kMaxResourceNameLength = 63;
-// IsDNS1123Subdomain allows 253 characters for "requests." + prefix.
-constexpr size_t kMaxResourcePrefixLength = 253 - 9;
 constexpr std::string_view kDefaultResourcePrefix = "rdma";
 // Containers nested deeper than this are refused (a valid config needs 5 levels).
 constexpr int kMaxDepth = 32;
@@ -90,155 +101,6 @@ constexpr std::string_view kEntryFields[] = {"resourceName", "resourcePrefix", "
                                              "mountCli",     "healthPolicy",   "topology"};
 constexpr std::string_view kSelectorFields[] = {"vendors", "deviceIDs", "drivers", "ifNames",
                                                 "linkTypes"};
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) { return Lower(a) == Lower(b); }
-
-// JSON-quotes `s` (escapes quotes and control characters; never throws).
-std::string Quote(std::string_view s) {
-  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-// "string \"100\"", "number 1.5", "array" — for "got ..." in messages. Containers are not
-// dumped: their text can be large and deeply nested.
-std::string Describe(const Json& v) {
-  if (v.is_structured()) return v.type_name();
-  std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  std::string type = v.is_number_float() ? "floating-point number" : v.type_name();
-  return fmt::format("{} {}", type, text);
-}
-
-// Appends an object key to a JSON path; keys that are not plain identifiers are JSON-quoted so
-// that control characters cannot reach logs.
-std::string JoinPath(std::string_view base, std::string_view key) {
-  bool plain = !key.empty();
-  for (char c : key)
-    plain &= std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
-  std::string shown = plain ? std::string(key) : Quote(key);
-  if (base.empty()) return shown;
-  return fmt::format("{}.{}", base, shown);
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// Collects warnings; forwards them to the caller's vector when there is one.
-class Warnings {
- public:
-  explicit Warnings(std::vector<std::string>* sink) : sink_(sink) {}
-  template <typename... Args>
-  void Add(fmt::format_string<Args...> format, Args&&... args) {
-    if (sink_ != nullptr) sink_->push_back(fmt::format(format, std::forward<Args>(args)...));
-  }
-
- private:
-  std::vector<std::string>* sink_;
-};
-
-// The values of one JSON object's known fields, matched the way Go's encoding/json matches keys
-// to struct fields. A null value counts as absent.
-class Fields {
- public:
-  template <size_t N>
-  static Fields Match(const Json& object, const std::string_view (&known)[N],
-                      const std::string& path, Warnings& warnings) {
-    Fields fields;
-    for (const auto& [key, value] : object.items()) {
-      std::optional<std::string_view> field;
-      for (std::string_view name : known) {
-        if (key == name) field = name;
-      }
-      if (!field) {
-        for (std::string_view name : known) {
-          if (EqualsIgnoreCase(key, name)) {
-            field = name;
-            warnings.Add(
-                "{}: key matched field \"{}\" case-insensitively (accepted like the Go "
-                "plugin does); spell it \"{}\"",
-                JoinPath(path, key), name, name);
-            break;
-          }
-        }
-      }
-      if (!field) {
-        std::string_view hint;
-        size_t best = 3;
-        for (std::string_view name : known) {
-          size_t d = EditDistance(Lower(key), Lower(name));
-          if (d < best) best = d, hint = name;
-        }
-        if (hint.empty()) {
-          warnings.Add("{}: unknown key, ignored", JoinPath(path, key));
-        } else {
-          warnings.Add("{}: unknown key, ignored (did you mean {}?)", JoinPath(path, key), hint);
-        }
-        continue;
-      }
-      auto it = fields.values_.find(*field);
-      if (it != fields.values_.end()) {
-        warnings.Add("{}: field \"{}\" given more than once; the last value wins",
-                     JoinPath(path, key), *field);
-      }
-      fields.values_[*field] = value.is_null() ? nullptr : &value;
-    }
-    return fields;
-  }
-
-  // The field's value, or null when absent or JSON null.
-  const Json* Get(std::string_view name) const {
-    auto it = values_.find(name);
-    return it == values_.end() ? nullptr : it->second;
-  }
-
- private:
-  std::map<std::string_view, const Json*> values_;
-};
-
-// Names an entry in messages: configList[3] (resourceName "x").
-struct EntryContext {
-  size_t index = 0;
-  std::optional<std::string> resource_name;
-
-  std::string Name() const {
-    if (!resource_name) return fmt::format("configList[{}]", index);
-    return fmt::format("configList[{}] (resourceName {})", index, Quote(*resource_name));
-  }
-  std::string Path() const { return fmt::format("configList[{}]", index); }
-  absl::Status Error(std::string_view field, std::string_view cause) const {
-    return absl::InvalidArgumentError(fmt::format("{}: {}: {}", Name(), field, cause));
-  }
-};
-
-// An integer JSON value (Go's int decoding: no fraction, no exponent); `err` builds the error
-// from a cause.
-template <typename ErrorFn>
-absl::StatusOr<int64_t> GetInt(const Json& v, const ErrorFn& err) {
-  if (v.is_number_unsigned()) {
-    if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return err(fmt::format("{} is out of range", v.dump()));
-    }
-    return static_cast<int64_t>(v.get<uint64_t>());
-  }
-  if (v.is_number_integer()) return v.get<int64_t>();
-  return err(fmt::format("must be an integer, got {}", Describe(v)));
-}
 
 absl::StatusOr<int> ParsePeriodicUpdateInterval(const Json* v, Warnings& warnings) {
   if (v == nullptr) return kDefaultPeriodicUpdateIntervalS;
@@ -264,120 +126,6 @@ absl::StatusOr<int> ParsePeriodicUpdateInterval(const Json* v, Warnings& warning
         seconds);
   }
   return static_cast<int>(seconds);
-}
-
-bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
-
-absl::Status ValidateResourceName(const std::string& name, const EntryContext& ctx) {
-  if (name.empty()) return ctx.Error("resourceName", "empty (required)");
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (!IsAlnum(c) && c != '_') {
-      return ctx.Error("resourceName",
-                       fmt::format("{} has {} at offset {}; only letters, digits and '_' are "
-                                   "allowed (Go plugin rule)",
-                                   Quote(name), Quote(std::string(1, c)), i));
-    }
-  }
-  if (name.size() > kMaxResourceNameLength) {
-    return ctx.Error("resourceName", fmt::format("{} characters long; kubelet allows at most {}",
-                                                 name.size(), kMaxResourceNameLength));
-  }
-  if (!IsAlnum(name.front()) || !IsAlnum(name.back())) {
-    return ctx.Error("resourceName", fmt::format("{} must start and end with a letter or digit "
-                                                 "(kubelet qualified-name rule)",
-                                                 Quote(name)));
-  }
-  return absl::OkStatus();
-}
-
-// Why `prefix` is not a DNS-1123 subdomain, or "" when it is one.
-std::string Dns1123SubdomainProblem(std::string_view prefix) {
-  size_t label_start = 0;
-  for (size_t i = 0; i <= prefix.size(); ++i) {
-    if (i < prefix.size() && prefix[i] != '.') {
-      char c = prefix[i];
-      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-      if (!ok) {
-        if (c >= 'A' && c <= 'Z') return fmt::format("has upper-case '{}' at offset {}", c, i);
-        return fmt::format("has {} at offset {}", Quote(std::string(1, c)), i);
-      }
-      continue;
-    }
-    std::string_view label = prefix.substr(label_start, i - label_start);
-    if (label.empty()) return fmt::format("has an empty label at offset {}", label_start);
-    if (label.front() == '-' || label.back() == '-') {
-      return fmt::format("has label {} starting or ending with '-'", Quote(label));
-    }
-    label_start = i + 1;
-  }
-  return "";
-}
-
-absl::Status ValidateResourcePrefix(const std::string& prefix, const std::string& name,
-                                    const EntryContext& ctx) {
-  std::string full = fmt::format("{}/{}", prefix, name);
-  constexpr std::string_view kReserved = "kubernetes.io";
-  if (prefix.size() >= kReserved.size() &&
-      prefix.compare(prefix.size() - kReserved.size(), kReserved.size(), kReserved) == 0) {
-    return ctx.Error("resourcePrefix",
-                     fmt::format("{} is in the reserved kubernetes.io namespace; kubelet refuses "
-                                 "to register {}",
-                                 Quote(prefix), Quote(full)));
-  }
-  if (prefix.rfind("requests.", 0) == 0) {
-    return ctx.Error("resourcePrefix", fmt::format("{} starts with the reserved quota prefix "
-                                                   "\"requests.\"; kubelet refuses to register {}",
-                                                   Quote(prefix), Quote(full)));
-  }
-  if (prefix.size() > kMaxResourcePrefixLength) {
-    return ctx.Error("resourcePrefix", fmt::format("{} characters long; kubelet allows at most {}",
-                                                   prefix.size(), kMaxResourcePrefixLength));
-  }
-  std::string problem = Dns1123SubdomainProblem(prefix);
-  if (!problem.empty()) {
-    return ctx.Error("resourcePrefix",
-                     fmt::format("{} is not a lower-case DNS subdomain ({}); kubelet refuses to "
-                                 "register {} (use e.g. \"example.com\")",
-                                 Quote(prefix), problem, Quote(full)));
-  }
-  return absl::OkStatus();
-}
-
-// A JSON array of non-empty strings.
-absl::StatusOr<std::vector<std::string>> GetStringList(const Json& v, const std::string& field,
-                                                       const EntryContext& ctx) {
-  if (!v.is_array()) {
-    return ctx.Error(field, fmt::format("must be an array of strings, got {}", Describe(v)));
-  }
-  std::vector<std::string> out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    std::string elem_field = fmt::format("{}[{}]", field, i);
-    if (!v[i].is_string()) {
-      return ctx.Error(elem_field, fmt::format("must be a string, got {}", Describe(v[i])));
-    }
-    std::string s = v[i].get<std::string>();
-    if (s.empty()) return ctx.Error(elem_field, "empty string");
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-// Drops repeated values (after normalization), keeping the first, with a warning each.
-std::vector<std::string> Dedup(std::vector<std::string> values, const std::string& path,
-                               Warnings& warnings) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < values.size(); ++i) {
-    bool seen = false;
-    for (size_t j = 0; j < i && !seen; ++j) {
-      if (values[j] == values[i]) {
-        warnings.Add("{}[{}]: {} repeats {}[{}]; ignored", path, i, Quote(values[i]), path, j);
-        seen = true;
-      }
-    }
-    if (!seen) out.push_back(values[i]);
-  }
-  return out;
 }
 
 void WarnUnmatchableIfNames(const std::vector<std::string>& names, const std::string& path,

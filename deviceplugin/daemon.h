@@ -40,7 +40,7 @@
 #include "deviceplugin/daemon_metrics.h"
 #include "deviceplugin/gid_room_check.h"
 #include "deviceplugin/kubelet_watch.h"
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/metrics_http.h"
 #include "deviceplugin/plugin_server.h"
 #include "deviceplugin/port_metrics.h"
 #include "deviceplugin/resource_pool.h"

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/metrics_registry.h"
 #include "deviceplugin/port_metrics.h"
 #include "deviceplugin/resource_pool.h"
 

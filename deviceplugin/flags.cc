@@ -3,7 +3,7 @@
 #include <map>
 
 #include "common/absl_format.h"
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/http_message.h"
 #include "fmt/format.h"
 
 namespace rdmashare::deviceplugin {

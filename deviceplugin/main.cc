@@ -16,7 +16,7 @@
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
 #include "deviceplugin/flags.h"
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/metrics_http.h"
 #include "deviceplugin/resource_pool.h"
 #include "fmt/format.h"
 #include "rdma/device_events.h"

@@ -21,7 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/metrics_registry.h"
 
 namespace rdmashare::deviceplugin {
 

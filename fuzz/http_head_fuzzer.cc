@@ -4,7 +4,7 @@
 // control characters, HTTP/1.0 or HTTP/1.1, and parsing is deterministic.
 #include <string>
 
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/http_message.h"
 #include "fuzz/fuzz_check.h"
 
 bool RsFuzzAccepts(const uint8_t* data, size_t size) {

@@ -22,7 +22,7 @@
 #include "deviceplugin/cdi.h"
 #include "deviceplugin/config.h"
 #include "deviceplugin/daemon.h"
-#include "deviceplugin/metrics.h"
+#include "deviceplugin/metrics_http.h"
 #include "deviceplugin/plugin_server.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
