@@ -18,8 +18,10 @@ filter=${2:-}
   exit 2
 }
 command -v clang-tidy >/dev/null || { echo "tidy: clang-tidy missing (tools/setup.sh installs it)" >&2; exit 2; }
+# Only what this tree compiles (its compile commands name the flags to check with).
 mapfile -t files < <(git ls-files '*.cc' | grep -Ev '(_test\.cc$|(^|/)fuzz/|^tests/|/testing/|bench)' |
-  grep -E "${filter:-.}")
+  grep -E "${filter:-.}" | while read -r f; do
+    grep -q "\"file\": \"$PWD/$f\"" "$build_dir/compile_commands.json" && echo "$f"; done)
 ((${#files[@]})) || { echo "tidy: no file matches '$filter'" >&2; exit 2; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -379,6 +379,7 @@ absl::StatusOr<std::vector<BlockClaim>> EtcdStore::ListBlocks(const std::string&
     ASSIGN_OR_RETURN(kvs, client_->RangePrefix(prefix));
   }
   std::vector<BlockClaim> out;
+  out.reserve(kvs.size());
   for (const KeyValue& kv : kvs) out.push_back(DecodeBlockClaim(kv, kv.key.substr(prefix.size())));
   return out;
 }

@@ -22,8 +22,8 @@ std::string Shown(std::string_view text) {
   return out;
 }
 
-absl::Status Malformed(std::string msg) { return absl::InvalidArgumentError(std::move(msg)); }
-absl::Status OverLimit(std::string msg) { return absl::ResourceExhaustedError(std::move(msg)); }
+absl::Status Malformed(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+absl::Status OverLimit(const std::string& msg) { return absl::ResourceExhaustedError(msg); }
 
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
 

@@ -6,6 +6,7 @@
 // on success, 1 on error.
 #include <unistd.h>
 
+#include <cstdio>
 #include <exception>
 #include <iostream>
 #include <iterator>
@@ -116,14 +117,21 @@ int Main() {
 }  // namespace rdmashare::cni::ipam
 
 int main(int argc, char** argv) {
-  std::ios::sync_with_stdio(false);
-  std::string usage = rdmashare::cni::PluginUsage(
-      std::vector<std::string>(argv + 1, argv + argc), "rdmashare-ipam",
-      "IP address management for the rail networks (local store, or etcd for pools that span "
-      "nodes)");
-  if (!usage.empty()) {
-    std::cout << usage;
-    return 0;
+  try {
+    std::ios::sync_with_stdio(false);
+    std::string usage = rdmashare::cni::PluginUsage(
+        std::vector<std::string>(argv + 1, argv + argc), "rdmashare-ipam",
+        "IP address management for the rail networks (local store, or etcd for pools that span "
+        "nodes)");
+    if (!usage.empty()) {
+      std::cout << usage;
+      return 0;
+    }
+    return rdmashare::cni::ipam::Main();
+  } catch (...) {
+    // Main answers the request's exceptions as CNI errors; what gets here is an allocation
+    // failure around it, where building JSON could fail again.
+    std::fputs("rdmashare-ipam: out of memory\n", stderr);
+    return 1;
   }
-  return rdmashare::cni::ipam::Main();
 }

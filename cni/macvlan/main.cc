@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -66,15 +67,15 @@ void RunAfterReply(const std::function<void()>& work) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string usage = rdmashare::cni::PluginUsage(
-      std::vector<std::string>(argv + 1, argv + argc), "rdmashare-macvlan",
-      "a macvlan of the rail NIC in the pod, with per-interface policy routing and gateway and "
-      "IP-conflict probes");
-  if (!usage.empty()) {
-    std::cout << usage;
-    return 0;
-  }
   try {
+    std::string usage = rdmashare::cni::PluginUsage(
+        std::vector<std::string>(argv + 1, argv + argc), "rdmashare-macvlan",
+        "a macvlan of the rail NIC in the pod, with per-interface policy routing and gateway and "
+        "IP-conflict probes");
+    if (!usage.empty()) {
+      std::cout << usage;
+      return 0;
+    }
     absl::StatusOr<std::string> input = rdmashare::cni::ReadStdin(std::cin);
     if (!input.ok()) {
       std::cout << rdmashare::cni::EncodeError(input.status(), rdmashare::cni::kLatestVersion)
@@ -91,11 +92,18 @@ int main(int argc, char** argv) {
     if (out.after_reply) RunAfterReply(out.after_reply);
     return out.exit_code;
   } catch (const std::exception& e) {
-    nlohmann::json err = {{"cniVersion", "1.1.0"},
-                          {"code", 5},
-                          {"msg", "rdmashare-macvlan: internal error"},
-                          {"details", e.what()}};
-    std::cout << err.dump();
+    try {
+      nlohmann::json err = {{"cniVersion", "1.1.0"},
+                            {"code", 5},
+                            {"msg", "rdmashare-macvlan: internal error"},
+                            {"details", e.what()}};
+      std::cout << err.dump();
+    } catch (...) {
+      std::fputs("rdmashare-macvlan: internal error (out of memory)\n", stderr);
+    }
+    return 1;
+  } catch (...) {
+    std::fputs("rdmashare-macvlan: internal error\n", stderr);
     return 1;
   }
 }

@@ -25,7 +25,6 @@ absl::StatusCode AbslCodeFor(int cni_code) {
     case kInvalidNetworkConfig:
       return absl::StatusCode::kInvalidArgument;
     case kTryAgainLater:
-      return absl::StatusCode::kUnavailable;
     case kPluginNotAvailable:
     case kPluginNotAvailableLimitedConn:
       return absl::StatusCode::kUnavailable;
@@ -57,7 +56,7 @@ std::optional<int> PayloadCode(const absl::Status& status) {
 
 }  // namespace
 
-absl::Status CniError(int code, std::string msg, std::string details) {
+absl::Status CniError(int code, const std::string& msg, const std::string& details) {
   absl::Status status(AbslCodeFor(code), msg);
   status.SetPayload(kCodeUrl, absl::Cord(std::to_string(code)));
   if (!details.empty()) status.SetPayload(kDetailsUrl, absl::Cord(details));

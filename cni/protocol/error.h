@@ -63,7 +63,7 @@ inline constexpr int kStoreCorrupt = 105;
 // Builds an error status carrying CNI `code`, message `msg` and `details` (may be empty). The
 // absl code is derived from the CNI code (7 -> InvalidArgument, 11 -> Unavailable, ...), so
 // non-CNI callers still see a meaningful code.
-absl::Status CniError(int code, std::string msg, std::string details = "");
+absl::Status CniError(int code, const std::string& msg, const std::string& details = "");
 
 // The CNI code of a status: the payload when present, else derived from the absl code:
 //   OK -> 0; InvalidArgument, OutOfRange -> 7; NotFound -> 3; Unavailable, DeadlineExceeded,
