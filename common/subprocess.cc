@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "common/unique_fd.h"
 #include "fmt/format.h"
 
@@ -124,7 +125,8 @@ absl::StatusOr<pid_t> SpawnProcess(const SubprocessOptions& options, const Child
   }
   for (const auto& [k, v] : options.env) env_map[k] = v;
   std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env_map) env_strings.push_back(k + "=" + v);
+  env_strings.reserve(env_map.size());
+  for (const auto& [k, v] : env_map) env_strings.push_back(absl::StrCat(k, "=", v));
   std::vector<std::string> arg_strings = options.argv;
   std::vector<char*> argv, envp;
   for (std::string& a : arg_strings) argv.push_back(a.data());

@@ -208,7 +208,7 @@ absl::StatusOr<ResourceConfig> ParseEntry(const Json& v, size_t index, Warnings&
   RETURN_IF_ERROR(ValidateResourcePrefix(rc.resource_prefix, rc.resource_name, ctx));
 
   if (const Json* max = fields.Get("rdmaHcaMax"); max != nullptr) {
-    auto err = [&ctx](std::string cause) { return ctx.Error("rdmaHcaMax", cause); };
+    auto err = [&ctx](const std::string& cause) { return ctx.Error("rdmaHcaMax", cause); };
     ASSIGN_OR_RETURN(int64_t n, GetInt(*max, err));
     if (n < 0 || n > kMaxRdmaHcaMax) {
       return err(fmt::format("{} is out of range 0..{}", n, kMaxRdmaHcaMax));

@@ -116,8 +116,7 @@ void DaemonMetrics::RemoveResource(const std::string& resource) {
 std::function<void(bool ok)> DaemonMetrics::AllocateObserver(const std::string& resource) const {
   if (allocations_ == nullptr) return nullptr;
   Counter* c = allocations_;
-  std::string name = resource;
-  return [c, name](bool ok) { c->Increment({name, ok ? "ok" : "error"}); };
+  return [c, name = resource](bool ok) { c->Increment({name, ok ? "ok" : "error"}); };
 }
 
 }  // namespace rdmashare::deviceplugin

@@ -95,6 +95,7 @@ bool Daemon::Reconcile() {
   }
   // Register every resource concurrently (registration.h).
   std::vector<RegistrationRequest> requests;
+  requests.reserve(to_register.size());
   for (const Entry* e : to_register) {
     requests.push_back({BaseName(e->server->socket_path()), e->pool->full_name()});
   }

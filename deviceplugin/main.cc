@@ -188,6 +188,9 @@ int Main(int argc, char** argv) {
   });
   daemon.Run();
   // Run may also end without a signal (fatal poll error): release the signal thread.
+  // SIGTERM is blocked in every thread and taken by the signal thread's sigwait: this wakes it,
+  // it does not kill anything.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread)
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   if (http) http->Stop();

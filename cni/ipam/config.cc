@@ -95,7 +95,7 @@ absl::Status ParseRoutes(const json& obj, const std::string& where, std::vector<
       }
       route.gw = gw;
     }
-    out->push_back(std::move(route));
+    out->push_back(route);
   }
   return absl::OkStatus();
 }

@@ -193,7 +193,7 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
         }
         ip.interface = static_cast<int>(v);
       }
-      result.ips.push_back(std::move(ip));
+      result.ips.push_back(ip);
     }
   }
   RETURN_IF_ERROR(st);
@@ -218,7 +218,7 @@ absl::StatusOr<Result> ParseResult(const json& obj) {
       RETURN_IF_ERROR(GetInt(item, "priority", &r.priority));
       RETURN_IF_ERROR(GetInt(item, "table", &r.table));
       RETURN_IF_ERROR(GetInt(item, "scope", &r.scope, 255));
-      result.routes.push_back(std::move(r));
+      result.routes.push_back(r);
     }
   }
   RETURN_IF_ERROR(st);

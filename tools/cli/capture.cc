@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -252,7 +253,8 @@ absl::StatusOr<CaptureStats> Capture(const HostPaths& paths, const std::string& 
       // GID netdevs (RoCE over a netdev of another device, e.g. Soft-RoCE).
       absl::StatusOr<std::vector<std::string>> ports = ListDir(JoinPath(src, target + "/ports"));
       for (const std::string& port : ports.ok() ? *ports : std::vector<std::string>{}) {
-        std::string ndev_dir = JoinPath(src, target + "/ports/" + port + "/gid_attrs/ndevs");
+        std::string ndev_dir =
+            JoinPath(src, absl::StrCat(target, "/ports/", port, "/gid_attrs/ndevs"));
         absl::StatusOr<std::vector<std::string>> idx = ListDir(ndev_dir);
         for (const std::string& i : idx.ok() ? *idx : std::vector<std::string>{}) {
           absl::StatusOr<std::string> ndev = ReadAttr(JoinPath(ndev_dir, i));

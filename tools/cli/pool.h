@@ -23,6 +23,7 @@
 namespace rdmashare::cli {
 
 // A network config file reduced to what `pool` needs.
+// NOLINTNEXTLINE(bugprone-exception-escape): the implicit moves are noexcept (nlohmann::json's).
 struct PoolTarget {
   // Network name (NetConf "name").
   std::string network;

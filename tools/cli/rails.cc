@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
@@ -169,7 +170,8 @@ void EmitNode(const ordered_json& v, size_t indent, std::string& out) {
           size_t nl = s.find('\n', pos);
           if (nl == std::string::npos) nl = s.size();
           std::string line = s.substr(pos, nl - pos);
-          out += (line.empty() ? "" : pad + "  " + line) + "\n";
+          if (!line.empty()) absl::StrAppend(&out, pad, "  ", line);
+          out += "\n";
           pos = nl + 1;
         }
       } else {
