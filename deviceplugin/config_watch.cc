@@ -10,6 +10,7 @@
 
 #include "common/absl_format.h"
 #include "common/files.h"
+#include "common/inotify.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -79,20 +80,13 @@ absl::Status ConfigWatch::SetUp() {
 bool ConfigWatch::Drain() {
   const std::string base = BaseName(config_path_);
   bool relevant = false;
-  alignas(struct inotify_event) char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(inotify_fd_.get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    for (char* p = buf; p < buf + n;) {
-      auto* ev = reinterpret_cast<struct inotify_event*>(p);
-      if (ev->len > 0) {
-        std::string name = ev->name;
-        if (name == base || name == kConfigMapDataLink) relevant = true;
-      }
-      if (ev->mask & IN_Q_OVERFLOW) relevant = true;
-      p += sizeof(struct inotify_event) + ev->len;
+  DrainInotify(inotify_fd_.get(), [&](const struct inotify_event& ev) {
+    if (ev.len > 0) {
+      std::string name = ev.name;
+      if (name == base || name == kConfigMapDataLink) relevant = true;
     }
-  }
+    if (ev.mask & IN_Q_OVERFLOW) relevant = true;
+  });
   return relevant;
 }
 

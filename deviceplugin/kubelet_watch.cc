@@ -9,6 +9,7 @@
 
 #include "common/absl_format.h"
 #include "common/files.h"
+#include "common/inotify.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -48,21 +49,12 @@ absl::Status KubeletWatch::SetUp(bool watch_registry) {
 }
 
 void KubeletWatch::Drain() {
-  alignas(struct inotify_event) char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(inotify_fd_.get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    for (char* p = buf; p < buf + n;) {
-      auto* ev = reinterpret_cast<struct inotify_event*>(p);
-      if (ev->len > 0) {
-        spdlog::debug("kubelet dir event name={} mask={:#x}", ev->name, ev->mask);
-      }
-      if (ev->mask & IN_DELETE_SELF) {
-        spdlog::warn("watched kubelet directory was removed; recreating {}", device_plugins_dir_);
-      }
-      p += sizeof(struct inotify_event) + ev->len;
+  DrainInotify(inotify_fd_.get(), [&](const struct inotify_event& ev) {
+    if (ev.len > 0) spdlog::debug("kubelet dir event name={} mask={:#x}", ev.name, ev.mask);
+    if (ev.mask & IN_DELETE_SELF) {
+      spdlog::warn("watched kubelet directory was removed; recreating {}", device_plugins_dir_);
     }
-  }
+  });
 }
 
 void KubeletWatch::RecreateDirIfGone(bool watch_registry) {
