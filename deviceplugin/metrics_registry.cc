@@ -207,25 +207,27 @@ absl::Status MetricsRegistry::CheckNew(const std::string& name,
   return absl::OkStatus();
 }
 
+template <typename T>
+absl::StatusOr<T*> MetricsRegistry::AddFamily(const std::string& name, const std::string& help,
+                                              MetricType type,
+                                              std::vector<std::string> label_names) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNew(name, label_names));
+  auto family = std::make_unique<T>(name, help, type, std::move(label_names));
+  T* raw = family.get();
+  families_[name] = std::move(family);
+  return raw;
+}
+
 absl::StatusOr<Counter*> MetricsRegistry::AddCounter(const std::string& name,
                                                      const std::string& help,
                                                      std::vector<std::string> label_names) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNew(name, label_names));
-  auto c = std::make_unique<Counter>(name, help, MetricType::kCounter, std::move(label_names));
-  Counter* raw = c.get();
-  families_[name] = std::move(c);
-  return raw;
+  return AddFamily<Counter>(name, help, MetricType::kCounter, std::move(label_names));
 }
 
 absl::StatusOr<Gauge*> MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
                                                  std::vector<std::string> label_names) {
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNew(name, label_names));
-  auto g = std::make_unique<Gauge>(name, help, MetricType::kGauge, std::move(label_names));
-  Gauge* raw = g.get();
-  families_[name] = std::move(g);
-  return raw;
+  return AddFamily<Gauge>(name, help, MetricType::kGauge, std::move(label_names));
 }
 
 void MetricsRegistry::AddCollectHook(std::function<void()> hook) {

@@ -126,6 +126,10 @@ class MetricsRegistry {
  private:
   absl::Status CheckNew(const std::string& name, const std::vector<std::string>& label_names) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AddCounter / AddGauge: checks the names and stores a new family of type T.
+  template <typename T>
+  absl::StatusOr<T*> AddFamily(const std::string& name, const std::string& help, MetricType type,
+                               std::vector<std::string> label_names) ABSL_LOCKS_EXCLUDED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<MetricFamily>> families_ ABSL_GUARDED_BY(mu_);
