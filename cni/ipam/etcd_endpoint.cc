@@ -1,10 +1,8 @@
 #include "cni/ipam/etcd_endpoint.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include "cni/ipam/name_lookup.h"
 #include "cni/protocol/error.h"
+#include "common/ip.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni::ipam {
@@ -46,8 +44,7 @@ absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& text, bool tls
     }
     out.host = rest.substr(1, close - 1);
     port = rest.substr(close + 2);
-    in6_addr a6;
-    if (inet_pton(AF_INET6, out.host.c_str(), &a6) != 1) {
+    if (absl::StatusOr<IpAddr> ip = IpAddr::Parse(out.host); !ip.ok() || ip->family() != 6) {
       return CniError(
           kInvalidNetworkConfig,
           fmt::format("ipam: etcd endpoint '{}': '{}' is not an IPv6 address", text, out.host));

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/files.h"
+#include "common/ip.h"
 #include "fmt/format.h"
 
 namespace rdmashare::cni::ipam {
@@ -21,11 +22,7 @@ std::string LowerAscii(std::string s) {
 
 }  // namespace
 
-bool IsNumericHost(const std::string& host) {
-  in6_addr a6;
-  in_addr a4;
-  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
-}
+bool IsNumericHost(const std::string& host) { return IpAddr::Parse(host).ok(); }
 
 bool IsHostName(const std::string& host) {
   if (host.empty() || host.size() > 253) return false;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/ip.h"
 #include "common/status_macros.h"
 #include "fmt/format.h"
 #include "rdma/device_scanner.h"
@@ -74,31 +75,11 @@ absl::StatusOr<Subnet> ParseSubnet(const std::string& text) {
     return absl::InvalidArgumentError(
         fmt::format("subnet \"{}\": {} (want a.b.c.d/len, e.g. 172.16.11.0/24)", text, why));
   };
-  size_t slash = text.find('/');
-  if (slash == std::string::npos) return bad("no /prefix length");
-  std::vector<std::string> octets;
-  std::string addr = text.substr(0, slash);
-  size_t pos = 0;
-  while (true) {
-    size_t dot = addr.find('.', pos);
-    octets.push_back(addr.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos));
-    if (dot == std::string::npos) break;
-    pos = dot + 1;
-  }
-  if (octets.size() != 4) return bad("not an IPv4 address");
-  uint32_t value = 0;
-  for (const std::string& o : octets) {
-    int v = 0;
-    if (!ParseUint(o, v) || v > 255) return bad(fmt::format("octet \"{}\" is not 0-255", o));
-    value = value << 8 | static_cast<uint32_t>(v);
-  }
-  int prefix = 0;
-  if (!ParseUint(text.substr(slash + 1), prefix) || prefix < 8 || prefix > 30) {
-    return bad("prefix length must be 8-30");
-  }
-  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
-  if ((value & ~mask) != 0) return bad("host bits set (give the network address)");
-  return Subnet{value, prefix};
+  absl::StatusOr<IpPrefix> net = IpPrefix::ParseNetwork(text, /*strict=*/true);
+  if (!net.ok()) return bad(std::string(net.status().message()));
+  if (net->family() != 4) return bad("not an IPv4 subnet");
+  if (net->length() < 8 || net->length() > 30) return bad("prefix length must be 8-30");
+  return Subnet{static_cast<uint32_t>(net->addr().value()), net->length()};
 }
 
 bool IsDns1123Label(const std::string& s) {

@@ -296,7 +296,7 @@ TEST(RailsTest, BadFlagValuesAreUsageErrors) {
       {{"--resource-template", "gpu{k}"}, "unsupported expression {k}"},
       {{"--subnet-template", "172.16.{10+n.0/24"}, "unmatched '{'"},
       {{"--resource-template", "shared"}, "same value \"shared\""},
-      {{"--subnet-template", "172.16.{250+n}.0/24"}, "octet \"256\" is not 0-255"},
+      {{"--subnet-template", "172.16.{250+n}.0/24"}, "172.16.256.0/24' is not a CIDR: bad address"},
       {{"--subnet-template", "172.16.{n}.1/24"}, "host bits set"},
       {{"--network-template", "GPU{n}"}, "not a DNS-1123 label"},
       {{"--range", "200-1"}, "want FIRST-LAST"},
